@@ -1,0 +1,79 @@
+"""UAPI error bodies, and the one place where errors of lower layers become HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faxline.auth import errors as auth
+
+log = logging.getLogger("faxline.api")
+
+
+class ApiError(Exception):
+    """An answer in the UAPI error shape: `{"error": {"code": ..., "message": ...}}`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+_AUTH_ERRORS: dict[type[auth.AuthError], tuple[int, str]] = {
+    auth.InvalidToken: (401, "invalid_token"),
+    auth.NotFound: (404, "not_found"),
+    auth.Forbidden: (403, "forbidden"),
+    auth.ExtensionInvalid: (400, "extension_invalid"),
+    auth.FaxNotEnabled: (403, "fx_extension_not_enabled"),
+}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="faxline"'} if status == 401 else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the UAPI shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
+        return error_response(e.status, e.code, e.message)
+
+    @app.exception_handler(auth.AuthError)
+    async def _auth_error(_: Request, e: auth.AuthError) -> JSONResponse:
+        if isinstance(e, auth.InvalidClient):
+            return JSONResponse(
+                {"error": "invalid_client", "error_description": str(e)}, status_code=401
+            )
+        status, code = _AUTH_ERRORS[type(e)]
+        return error_response(status, code, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(400, "request_invalid", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "request_invalid")
+        return error_response(e.status_code, code, str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, e: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex[:12]
+        log.exception(
+            "internal error, request id %s, %s %s", request_id, request.method, request.url.path
+        )
+        return error_response(
+            500, "internal_server_error", f"Internal error (request id {request_id})."
+        )

@@ -1,0 +1,28 @@
+"""What the HTTP layer shares between requests: settings, database, files, converter."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from faxline.config import Settings
+from faxline.documents.pool import ConverterPool
+from faxline.store.files import FileStore
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    files: FileStore
+    converter: ConverterPool
+    clock: Callable[[], dt.datetime] = field(default=utc_now)

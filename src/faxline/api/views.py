@@ -1,0 +1,65 @@
+"""JSON shapes of the UAPI resources (null fields are left out)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from faxline.delivery.status import fax_status
+from faxline.store.models import Delivery, Fax
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if t is not None else None
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    return _compact(
+        {
+            "id": d.id,
+            "recipient": d.recipient,
+            "destination": d.destination if d.destination != d.recipient else None,
+            "status": d.status,
+            "attempts": d.attempts,
+            "pagesSent": d.pages_sent,
+            "bitRate": d.bit_rate,
+            "ecm": d.ecm,
+            "transport": d.transport,
+            "badRows": d.bad_rows or None,
+            "failureReason": d.failure_reason,
+            "t30Code": d.t30_code,
+            "t30Text": d.t30_text,
+            "nextAttemptAt": _iso(d.next_attempt_at) if d.status == "retrying" else None,
+            "created": _iso(d.created_at),
+            "updated": _iso(d.updated_at),
+            "completed": _iso(d.completed_at),
+        }
+    )
+
+
+def fax_view(fax: Fax) -> dict[str, Any]:
+    outgoing = fax.direction == "out"
+    body: dict[str, Any] = {
+        "id": fax.id,
+        "uid": fax.uid,
+        "direction": fax.direction,
+        "extension": fax.extension.number,
+        "recipients": list(fax.recipients),
+        "status": fax_status(d.status for d in fax.deliveries).value,
+        "pages": fax.pages,
+        "resolution": fax.resolution,
+        "created": _iso(fax.created_at),
+    }
+    if outgoing:
+        body["documents"] = [
+            _compact({"name": f.filename, "type": f.kind, "size": f.size}) for f in fax.documents
+        ]
+        body["deliveries"] = [delivery_view(d) for d in fax.deliveries]
+    else:
+        body["remoteIdent"] = fax.remote_ident
+        body["callerId"] = fax.remote_number
+    return _compact(body)

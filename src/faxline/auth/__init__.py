@@ -1,0 +1,1 @@
+"""OAuth apps and tokens, and who may act for whom."""

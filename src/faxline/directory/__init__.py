@@ -1,0 +1,1 @@
+"""Organizations, users, extensions: number formats, resolution, provisioning."""

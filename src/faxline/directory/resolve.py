@@ -1,0 +1,114 @@
+"""Resolve `{userId}/{extension}` and recipients against the directory, within a context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faxline.auth.context import Principal
+from faxline.auth.errors import ExtensionInvalid, Forbidden, NotFound
+from faxline.directory.numbers import NumberError, is_extension_form, is_phone_number
+from faxline.directory.numbers import parse_extension as parse_extension_number
+from faxline.store.models import Extension, Organization, User
+
+SELF_ALIASES = frozenset({"@me", "@viewer"})
+
+
+def resolve_extension(
+    session: Session, principal: Principal, user_ref: str, extension_text: str
+) -> tuple[User, Extension]:
+    """The user named by `user_ref` and its extension, or an auth error.
+
+    Raises ExtensionInvalid (malformed, `@self`), NotFound (missing or outside the
+    caller's context) or Forbidden (inside the context, not allowed).
+    """
+    try:
+        ref = parse_extension_number(extension_text)
+    except NumberError as e:
+        raise ExtensionInvalid(str(e)) from None
+
+    user: User | None
+    if user_ref in SELF_ALIASES:
+        user = session.get(User, principal.user_id)
+    elif user_ref == "@owner":
+        user = None
+    else:
+        user = session.scalar(select(User).where(User.uid == user_ref))
+        if user is None or not principal.sees(user.organization_id):
+            raise NotFound(f"user {user_ref!r} not found")
+    if user is None and user_ref != "@owner":
+        raise NotFound("the token's user no longer exists")
+
+    if ref.organization is not None:
+        extension = session.scalar(
+            select(Extension)
+            .join(Organization, Extension.organization_id == Organization.id)
+            .where(Organization.code == ref.organization, Extension.short == ref.short)
+        )
+    else:
+        org_id = user.organization_id if user is not None else principal.organization_id
+        extension = (
+            None
+            if org_id is None
+            else session.scalar(
+                select(Extension).where(
+                    Extension.organization_id == org_id, Extension.short == ref.short
+                )
+            )
+        )
+    if extension is None or not principal.sees(extension.organization_id):
+        raise NotFound(f"extension {extension_text!r} not found")
+
+    if user is None:
+        user = extension.owner
+    if not principal.may_act_for(user.id, user.organization_id):
+        raise Forbidden(f"this app may not act for user {user.uid!r}")
+    if extension.owner_id != user.id:
+        raise Forbidden(f"extension {extension.number} does not belong to user {user.uid!r}")
+    return user, extension
+
+
+class RecipientError(ValueError):
+    """A recipient that is neither a phone number nor an extension number."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    given: str  # as the client wrote it
+    destination: str  # full extension number or phone number
+
+
+def resolve_recipients(session: Session, organization_id: int, given: list[str]) -> list[Recipient]:
+    """Classify each recipient; digits that name an extension of the sender's organization
+    are that extension, other digits are phone numbers. Duplicates collapse into one."""
+    out: list[Recipient] = []
+    seen: set[str] = set()
+    for text in given:
+        stripped = text.strip()
+        if is_extension_form(stripped):
+            destination = stripped
+        elif (
+            stripped.isascii()
+            and stripped.isdigit()
+            and (
+                number := session.scalar(
+                    select(Extension.number).where(
+                        Extension.organization_id == organization_id, Extension.short == stripped
+                    )
+                )
+            )
+        ):
+            destination = number
+        elif is_phone_number(stripped):
+            destination = stripped
+        else:
+            raise RecipientError(
+                f"recipient {text!r} is not a phone number (3-20 digits, optional +) "
+                "or an extension number"
+            )
+        if destination not in seen:
+            seen.add(destination)
+            out.append(Recipient(given=stripped, destination=destination))
+    return out

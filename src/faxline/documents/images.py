@@ -1,0 +1,204 @@
+"""JPEG images and TIFF frames to bilevel fax pages with Pillow.
+
+Every frame's size is checked against the pixel limit before any pixel is decoded: TIFF
+frames from the directory structure (Pillow checks a later frame only when loading it),
+JPEG from its header.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+from faxline.documents.errors import DocumentError
+from faxline.documents.model import FAX_WIDTH, ConversionLimits, Resolution
+from faxline.documents.raster import Placement, dither, pack, place, place_fit_width
+from faxline.documents.tiffstruct import TiffFrame, TiffStructureError, read_frames
+
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
+                  Image.DecompressionBombError)  # fmt: skip
+_MIN_DPI, _MAX_DPI = 20.0, 5000.0
+
+
+def tiff_frames(data: bytes, name: str, limits: ConversionLimits) -> list[TiffFrame]:
+    """Read and check the directory of every frame: count and pixel limits."""
+    try:
+        frames = read_frames(data, max_directories=limits.max_pages + 1)
+    except TiffStructureError as exc:
+        reason = str(exc)
+        if "more than" in reason:
+            reason = f"the TIFF has more than {limits.max_pages} pages"
+        raise DocumentError(name, reason) from None
+    if len(frames) > limits.max_pages:
+        raise DocumentError(name, f"the TIFF has more than {limits.max_pages} pages")
+    for number, frame in enumerate(frames, start=1):
+        _check_pixels(frame.width, frame.length, name, limits, f"page {number}")
+    return frames
+
+
+def _check_pixels(width: int, height: int, name: str, limits: ConversionLimits, what: str) -> None:
+    if width <= 0 or height <= 0:
+        raise DocumentError(name, f"{what} has no pixels")
+    if width * height > limits.max_pixels:
+        raise DocumentError(
+            name,
+            f"{what} is {width} x {height} pixels, over the limit of {limits.max_pixels} pixels",
+        )
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except _DECODE_ERRORS:
+        raise DocumentError(name, "the image is corrupt or not supported") from None
+
+
+def tiff_pages(
+    data: bytes,
+    name: str,
+    resolution: Resolution,
+    limits: ConversionLimits,
+    indices: Sequence[int] | None = None,
+) -> Iterator[npt.NDArray[np.uint8]]:
+    """Yield the TIFF's frames (all, or ``indices``) as packed fax pages."""
+    frames = tiff_frames(data, name, limits)
+    image = _open(data, name)
+    with image:
+        for index in range(len(frames)) if indices is None else indices:
+            frame = frames[index]
+            what = f"page {index + 1}"
+            try:
+                image.seek(index)
+            except _DECODE_ERRORS:
+                raise DocumentError(name, f"{what} is corrupt") from None
+            # Pillow's idea of the frame must be the one we checked.
+            _check_pixels(image.width, image.height, name, limits, what)
+            _load(image, name, what)
+            yield _frame_page(image, frame.resolution(), resolution, name, what)
+
+
+def jpeg_page(
+    data: bytes, name: str, resolution: Resolution, limits: ConversionLimits
+) -> npt.NDArray[np.uint8]:
+    """The JPEG image as one packed fax page (scaled, dithered)."""
+    image = _open(data, name)
+    with image:
+        if image.format != "JPEG":
+            raise DocumentError(name, "the file is not a JPEG image")
+        _check_pixels(image.width, image.height, name, limits, "the image")
+        dpi = _dpi(image.info.get("dpi"))
+        spot = _placement(image.width, image.height, dpi, resolution)
+        # DCT scaling: decode big photos at a fraction of their size (fast, little memory).
+        draft_mode = "L" if image.mode in ("L", "RGB") else image.mode
+        image.draft(draft_mode, (spot.width, spot.rows))
+        _load(image, name, "the image")
+        oriented = ImageOps.exif_transpose(image)
+        if oriented.size != image.size:
+            spot = _placement(oriented.width, oriented.height, None, resolution)
+        return _photo(_gray(oriented), spot)
+
+
+def _load(image: Image.Image, name: str, what: str) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+    except MemoryError:
+        raise
+    except OSError as exc:
+        # Pillow reports a failed allocation inside a decoder as code -9 ("out of memory").
+        if "error -9" in str(exc) or "memory" in str(exc):
+            raise MemoryError(str(exc)) from exc
+        raise DocumentError(name, f"{what} is corrupt or truncated") from None
+    except _DECODE_ERRORS:
+        raise DocumentError(name, f"{what} is corrupt or truncated") from None
+
+
+def _dpi(value: object) -> tuple[float, float] | None:
+    if isinstance(value, tuple) and len(value) == 2:
+        try:
+            x, y = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            return None
+        if _MIN_DPI <= x <= _MAX_DPI and _MIN_DPI <= y <= _MAX_DPI:
+            return x, y
+    return None
+
+
+def _placement(
+    width: int, height: int, dpi: tuple[float, float] | None, resolution: Resolution
+) -> Placement:
+    if dpi is None:
+        return place_fit_width(width, height, resolution)
+    return place(width / dpi[0], height / dpi[1], resolution)
+
+
+def _frame_page(
+    image: Image.Image,
+    dpi: tuple[float, float] | None,
+    resolution: Resolution,
+    name: str,
+    what: str,
+) -> npt.NDArray[np.uint8]:
+    dpi = _dpi(dpi)
+    spot = _placement(image.width, image.height, dpi, resolution)
+    if image.mode == "1":
+        return _bilevel(image, spot)
+    return _photo(_gray(image), spot)
+
+
+def _bilevel(image: Image.Image, spot: Placement) -> npt.NDArray[np.uint8]:
+    """Keep a bilevel frame bilevel: copy or repeat rows when only the length changes."""
+    if image.width == FAX_WIDTH and spot.width == FAX_WIDTH:
+        black = ~np.asarray(image, dtype=np.bool_)
+        if black.shape[0] != spot.rows:
+            rows = (np.arange(spot.rows) * black.shape[0]) // spot.rows
+            black = black[rows]
+        return pack(black)
+    gray = np.asarray(
+        image.convert("L").resize((spot.width, spot.rows), Image.Resampling.BOX), dtype=np.uint8
+    )
+    page = np.zeros((spot.rows, FAX_WIDTH), dtype=np.bool_)
+    page[:, spot.left : spot.left + spot.width] = gray < 128
+    return pack(page)
+
+
+def _gray(image: Image.Image) -> Image.Image:
+    """The image as 8-bit gray on white, whatever its mode and depth."""
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image).astype(np.float64)
+        top = float(values.max()) if values.size else 0.0
+        low = float(values.min()) if values.size else 0.0
+        if mode.startswith("I;16") or (low >= 0 and top <= 65535 and top > 255):
+            scale = 255.0 / 65535.0 if top > 255 else 1.0
+        elif mode == "F" and low >= 0 and top <= 1.0:
+            scale = 255.0
+        else:
+            scale = 255.0 / top if top > 255 else 1.0
+        return Image.fromarray(np.clip(values * scale, 0, 255).astype(np.uint8), "L")
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    if mode == "L":
+        return image
+    return image.convert("L")
+
+
+def _photo(gray_image: Image.Image, spot: Placement) -> npt.NDArray[np.uint8]:
+    if gray_image.size != (spot.width, spot.rows):
+        gray_image = gray_image.resize(
+            (spot.width, spot.rows), Image.Resampling.LANCZOS, reducing_gap=3.0
+        )
+    gray = np.full((spot.rows, FAX_WIDTH), 255, dtype=np.uint8)
+    gray[:, spot.left : spot.left + spot.width] = np.asarray(gray_image, dtype=np.uint8)
+    return pack(dither(gray))

@@ -1,0 +1,250 @@
+"""A bounded pool of conversion worker processes for the asyncio server.
+
+Each worker runs under an address-space limit and each job under a time limit; a worker
+that dies or overruns is killed and replaced, and the file it was converting gets a
+DocumentError. Long documents are split into page ranges converted by several workers at
+once, and the pages are assembled here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import Any
+
+from faxline.documents import images
+from faxline.documents.convert import Job, finish, identify, plan_total
+from faxline.documents.errors import DocumentError
+from faxline.documents.faxtiff import EncodedPage
+from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Resolution
+from faxline.documents.worker import Request
+
+MIN_PAGES_PER_JOB = 4
+"""Documents shorter than two of these are converted by one worker."""
+
+_DEFAULT_LIMITS = ConversionLimits()
+# One malloc arena per thread and BLAS thread pools would reserve address space that the
+# worker's RLIMIT_AS then counts against the document.
+_WORKER_MAIN = "import sys; from faxline.documents.worker import main; main(sys.argv[1:])"
+_WORKER_ENV = {**os.environ, "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"}
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _WorkerTimedOut(Exception):
+    pass
+
+
+class _Worker:
+    """One worker process and its socket; restarted on demand after it is killed.
+
+    Workers are started as fresh interpreters running ``worker.main`` (not with
+    multiprocessing's spawn, which would re-import the server's main module).
+    """
+
+    def __init__(self, memory_bytes: int) -> None:
+        self._memory_bytes = memory_bytes
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def _ensure(self) -> Connection:
+        with self._lock:
+            if self._process is None or self._conn is None or self._process.poll() is not None:
+                self._stop_locked()
+                ours, theirs = socket.socketpair()
+                with ours, theirs:
+                    process = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-c",
+                            _WORKER_MAIN,
+                            str(theirs.fileno()),
+                            str(self._memory_bytes),
+                        ],
+                        pass_fds=[theirs.fileno()],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        env=_WORKER_ENV,
+                    )
+                    self._process, self._conn = process, Connection(ours.detach())
+            return self._conn
+
+    def call(self, request: Request, timeout: float) -> Any:
+        """Send a request and wait for its answer (blocking: run it on a thread)."""
+        conn = self._ensure()
+        try:
+            conn.send(request)
+            if not conn.poll(timeout):
+                self.kill()
+                raise _WorkerTimedOut
+            kind, value = conn.recv()
+        except (EOFError, OSError) as exc:
+            self.kill()
+            raise _WorkerDied from exc
+        if kind == "error":
+            raise value
+        return value
+
+    def kill(self) -> None:
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._process is not None:
+                with contextlib.suppress(OSError):
+                    self._conn.send(None)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(2)
+            self._stop_locked()
+
+
+class ConverterPool:
+    """Converts documents in ``workers`` processes, each bounded by ``limits``.
+
+    Use it from asyncio code: ``await pool.convert(files)``. ``close()`` (or leaving a
+    ``with`` block) stops the workers.
+    """
+
+    def __init__(self, workers: int = 2, limits: ConversionLimits = _DEFAULT_LIMITS) -> None:
+        if workers < 1:
+            raise ValueError("a converter pool needs at least one worker")
+        self.limits = limits
+        self._size = workers
+        self._workers = [_Worker(limits.memory_bytes) for _ in range(workers)]
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._closed = False
+
+    def __enter__(self) -> ConverterPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker process."""
+        self._closed = True
+        for worker in self._workers:
+            worker.close()
+
+    def _queue(self) -> asyncio.Queue[_Worker]:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for worker in self._workers:
+                self._idle.put_nowait(worker)
+        return self._idle
+
+    async def _run(self, request: Request) -> Any:
+        if self._closed:
+            raise RuntimeError("the converter pool is closed")
+        job = request[1]
+        idle = self._queue()
+        worker = await idle.get()
+        try:
+            return await asyncio.to_thread(worker.call, request, self.limits.timeout_s)
+        except _WorkerTimedOut:
+            raise DocumentError(
+                job.name, f"the conversion took longer than {self.limits.timeout_s:g} s"
+            ) from None
+        except _WorkerDied:
+            raise DocumentError(
+                job.name, "the conversion failed (the document needs too much memory or crashed)"
+            ) from None
+        except asyncio.CancelledError:
+            worker.kill()  # the thread returns at once and the worker restarts on next use
+            raise
+        finally:
+            idle.put_nowait(worker)
+
+    async def convert(
+        self, files: Sequence[InputFile], *, resolution: Resolution = Resolution.FINE
+    ) -> FaxDocument:
+        """Convert uploaded files, in order, into one multi-page fax TIFF.
+
+        Raises DocumentError naming the first file (in upload order) that cannot be
+        converted, including one whose conversion ran out of time or memory.
+        """
+        limits = self.limits
+        jobs: list[Job] = []
+        for index, file in enumerate(files):
+            name, kind = await asyncio.to_thread(identify, file, index)
+            jobs.append(Job(name, kind, file.data, resolution, limits))
+        counts = await _gather_in_order([self._count(job) for job in jobs])
+        plan_total([(job.name, n or 0) for job, n in zip(jobs, counts, strict=True)], limits)
+        chunks: list[Job] = []
+        for job, count in zip(jobs, counts, strict=True):
+            chunks.extend(self._split(job, count))
+        parts = await _gather_in_order([self._run(("convert", chunk)) for chunk in chunks])
+        pages: list[EncodedPage] = [page for part in parts for page in part]
+        plan_total(_pages_per_file(chunks, parts), limits)
+        return await asyncio.to_thread(finish, pages, resolution)
+
+    async def _count(self, job: Job) -> int | None:
+        """Page count where splitting may pay off (None: convert the file as one job)."""
+        if job.kind == "pdf":
+            count: int = await self._run(("count", job))
+            return count
+        if job.kind == "tiff":
+            frames = await asyncio.to_thread(images.tiff_frames, job.data, job.name, job.limits)
+            return len(frames)
+        return 1 if job.kind == "jpeg" else None
+
+    def _split(self, job: Job, count: int | None) -> list[Job]:
+        if count is None or count < 2 * MIN_PAGES_PER_JOB:
+            return [job]
+        parts = min(self._size, count // MIN_PAGES_PER_JOB)
+        step = math.ceil(count / parts)
+        return [
+            Job(
+                job.name,
+                job.kind,
+                job.data,
+                job.resolution,
+                job.limits,
+                first,
+                min(first + step, count),
+            )
+            for first in range(0, count, step)
+        ]
+
+
+def _pages_per_file(
+    chunks: Sequence[Job], parts: Sequence[list[EncodedPage]]
+) -> list[tuple[str, int]]:
+    return [(chunk.name, len(part)) for chunk, part in zip(chunks, parts, strict=True)]
+
+
+async def _gather_in_order(calls: Sequence[Any]) -> list[Any]:
+    """Await all; raise the first failure in the order given (deterministic messages)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)

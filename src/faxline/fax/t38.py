@@ -1,0 +1,111 @@
+"""T.30 over T.38: IFP packets in and out (SpanDSP ``t38_terminal_state_t``)."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import ClassVar
+
+from faxline.fax import _spandsp
+from faxline.fax.errors import SpanDSPError
+from faxline.fax.session import FaxSession
+
+_BYTE_P = ctypes.POINTER(ctypes.c_uint8)
+SEQ_MODULO = 0x10000
+"""T.38/UDPTL sequence numbers are 16 bits and wrap."""
+
+
+@dataclass(frozen=True)
+class IfpPacket:
+    """One T.38 IFP packet with its sequence number.
+
+    ``copies`` is how many times SpanDSP asked for the packet to be sent (its redundancy
+    request for important indicators and data); every copy carries the same ``seq``.
+    """
+
+    seq: int
+    data: bytes
+    copies: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seq < SEQ_MODULO:
+            raise ValueError(f"IFP sequence number {self.seq} is outside 0..65535")
+        if not self.data:
+            raise ValueError("an IFP packet cannot be empty")
+
+
+class T38FaxSession(FaxSession):
+    """A sans-I/O fax session over T.38.
+
+    Hand it received packets with :meth:`receive_packet`, move its clock with
+    :meth:`advance` (in 8 kHz samples), and collect packets to send with
+    :meth:`packets_to_send`. Sequence numbers of outgoing packets are assigned here,
+    counting from 0 and wrapping at 65536.
+    """
+
+    _kind: ClassVar[str] = "t38"
+
+    def _create_state(self) -> int:
+        self._outgoing: list[IfpPacket] = []
+        self._next_seq = 0
+        self.rejected_packets = 0
+        # Referenced by the session for as long as the terminal state exists.
+        self._tx_packet_cb = _spandsp.T38TxPacketHandler(self._on_tx_packet)
+        state: int = self._lib.t38_terminal_init(None, int(self.calling), self._tx_packet_cb, None)
+        self._core: int = self._lib.t38_terminal_get_t38_core_state(state)
+        return state
+
+    def _get_t30(self) -> int:
+        assert self._state is not None
+        t30: int = self._lib.t38_terminal_get_t30_state(self._state)
+        return t30
+
+    def _logging_states(self) -> list[int]:
+        assert self._state is not None
+        return [
+            self._lib.t38_terminal_get_logging_state(self._state),
+            self._lib.t38_core_get_logging_state(self._core),
+            self._lib.t30_get_logging_state(self._t30),
+        ]
+
+    def _free_state(self, state: int) -> None:
+        self._lib.t38_terminal_free(state)
+
+    def _on_tx_packet(
+        self, _core: int, _user: int, buf: ctypes._Pointer[ctypes.c_uint8], length: int, count: int
+    ) -> int:
+        def handle() -> None:
+            data = ctypes.string_at(buf, length)
+            self._outgoing.append(IfpPacket(self._next_seq, data, max(count, 1)))
+            self._next_seq = (self._next_seq + 1) % SEQ_MODULO
+
+        self._guard(handle)
+        return 0
+
+    def advance(self, samples: int) -> None:
+        """Let ``samples`` (at 8 kHz) of time pass: timers run and packets are produced."""
+        state = self._enter()
+        try:
+            self._lib.t38_terminal_send_timeout(state, samples)
+        finally:
+            self._samples += samples
+            self._leave()
+
+    def receive_packet(self, packet: IfpPacket) -> bool:
+        """Process one received IFP packet; False if SpanDSP rejected it as malformed."""
+        self._enter()
+        try:
+            buf = (ctypes.c_uint8 * len(packet.data)).from_buffer_copy(packet.data)
+            self._lib.t38_core_rx_ifp_packet(self._core, buf, len(packet.data), packet.seq)
+        except SpanDSPError:
+            # Bad bytes from the network must not end the call; SpanDSP has logged why.
+            self.rejected_packets += 1
+            return False
+        finally:
+            self._leave()
+        return True
+
+    def packets_to_send(self) -> list[IfpPacket]:
+        """The packets produced since the last call, oldest first."""
+        packets, self._outgoing = self._outgoing, []
+        return packets
