@@ -187,7 +187,6 @@ int main(int argc, char *argv[])
     struct timespec end;
     int blocks;
     int pages;
-    t30_stats_t stats;
     double cpu;
     TIFF *tiff;
 
@@ -205,7 +204,6 @@ int main(int argc, char *argv[])
                            &tx, &rx);
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &end);
     cpu = (double) (end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
-    (void) stats;
     pages = 0;
     if ((tiff = TIFFOpen(argv[3], "r")) != NULL)
     {

@@ -1,4 +1,4 @@
-"""Command line: `faxline serve | provision | convert`."""
+"""Command line: `faxline serve | worker | provision | convert`."""
 
 from __future__ import annotations
 
@@ -74,6 +74,35 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from faxline.delivery.dispatcher import Dispatcher
+    from faxline.store.db import make_engine, migrate, session_factory
+    from faxline.store.files import FileStore
+
+    settings = _settings(args)
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        dispatcher = Dispatcher(
+            session_factory(engine), FileStore(settings.documents_dir), settings
+        )
+        await dispatcher.run(stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        engine.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from faxline.documents.command import add_convert_parser
 
@@ -94,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     provision.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
     provision.add_argument("file", type=Path, help="provisioning file (JSON)")
     provision.set_defaults(func=_provision)
+
+    worker = sub.add_parser("worker", help="run only the dispatcher (shares the database)")
+    worker.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
+    worker.set_defaults(func=_worker)
 
     add_convert_parser(sub)
     return parser

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from faxline.fax import _spandsp
-from faxline.fax.g711 import Codec, decode, encode
+from faxline.fax.g711 import Codec, decode, encode, transcoder
 
 ALL_SAMPLES = np.arange(-32768, 32768, dtype=np.int16)
 MODES = {Codec.PCMU: _spandsp.G711_ULAW, Codec.PCMA: _spandsp.G711_ALAW}
@@ -80,3 +80,8 @@ def test_quantisation_error_is_bounded(samples: npt.NDArray[np.int16], codec: Co
     # smallest step near zero and mu-law's clipping above 32635).
     bound = np.abs(original) // 16 + 140
     assert np.all(np.abs(restored - original) <= bound)
+
+
+@given(samples=hnp.arrays(np.int16, st.integers(0, 400)), codec=st.sampled_from(list(Codec)))
+def test_transcoder_is_encode_then_decode(samples: npt.NDArray[np.int16], codec: Codec) -> None:
+    assert np.array_equal(transcoder(codec)(samples), decode(encode(samples, codec), codec))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from faxline import __version__
 from faxline.api import errors, faxes, oauth
 from faxline.api.state import AppState
 from faxline.config import Settings
+from faxline.delivery.dispatcher import Dispatcher
 from faxline.documents import ConversionLimits
 from faxline.documents.pool import ConverterPool
 from faxline.store.db import make_engine, migrate, session_factory
@@ -50,12 +52,21 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = state is None
-        app.state.faxline = state if state is not None else open_state(settings or Settings())
+        current: AppState = state if state is not None else open_state(settings or Settings())
+        app.state.faxline = current
+        stop = asyncio.Event()
+        runner = None
+        if owned and current.settings.dispatcher:
+            current.dispatcher = Dispatcher(current.sessions, current.files, current.settings)
+            runner = asyncio.create_task(current.dispatcher.run(stop))
         try:
             yield
         finally:
+            stop.set()
+            if runner is not None:
+                await runner  # drains: running calls finish or are given back
             if owned:
-                close_state(app.state.faxline)
+                close_state(current)
 
     app = FastAPI(
         title="faxline",

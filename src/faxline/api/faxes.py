@@ -178,6 +178,8 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
             )
 
     fax = await run_in_threadpool(save)
+    if state.dispatcher is not None:
+        state.dispatcher.poke()
     return JSONResponse({"id": fax.id, "uid": fax.uid})
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from faxline.config import Settings
+from faxline.delivery.dispatcher import Dispatcher
 from faxline.documents.pool import ConverterPool
 from faxline.store.files import FileStore
 
@@ -26,3 +27,4 @@ class AppState:
     files: FileStore
     converter: ConverterPool
     clock: Callable[[], dt.datetime] = field(default=utc_now)
+    dispatcher: Dispatcher | None = None

@@ -280,7 +280,7 @@ class Dispatcher:
             lost_audio_blocks=b.loss if b.behaviour is Behaviour.LOSSY else 0.0,
         )
         if b.behaviour is Behaviour.LOSSY:
-            plan = _replace(plan, transport="audio", ecm=b.ecm)
+            plan = _replace(plan, transport="audio", ecm=b.ecm, seed=b.seed)
         return _Prepared(plan, where.route, where.max_calls, keep_received=True)
 
     def _finish(
@@ -313,8 +313,8 @@ class Dispatcher:
                         self.files,
                         received,
                         extension_id=prepared.local_extension,
-                        pages=len(info.pages),
-                        resolution="fine" if info.pages[0].y_dpi > 150 else "standard",
+                        pages=info.pages,
+                        resolution="fine" if info.page_info[0].y_dpi > 150 else "standard",
                         remote_ident=prepared.plan.ident if prepared.plan else None,
                         remote_number=fax.extension.number,
                         now=now,

@@ -27,7 +27,8 @@ class SimulatedNumber(BaseModel):
 
     behaviour: Behaviour = Behaviour.ANSWER
     page: int = Field(1, ge=1, description="hangup_after_page: hang up after this page")
-    loss: float = Field(0.02, ge=0, le=0.5, description="lossy: share of 20 ms blocks lost")
+    loss: float = Field(0.002, ge=0, le=0.5, description="lossy: share of 20 ms blocks lost")
+    seed: int = Field(1, description="lossy: seed of the loss pattern, so a run repeats")
     busy_attempts: int = Field(
         0, ge=0, alias="busyAttempts", description="answer busy to this many first attempts"
     )

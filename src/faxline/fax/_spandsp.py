@@ -25,13 +25,9 @@ DEBIAN_PACKAGE = "libspandsp2"
 PhaseBHandler = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 PhaseDHandler = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 PhaseEHandler = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+# The packet buffer arrives as a plain address (c_void_p): cheaper than a pointer object.
 T38TxPacketHandler = ctypes.CFUNCTYPE(
-    ctypes.c_int,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_uint8),
-    ctypes.c_int,
-    ctypes.c_int,
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int
 )
 MessageHandler = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p)
 
@@ -116,7 +112,8 @@ _DECLARATIONS: dict[str, tuple[Any, list[Any], _Checker]] = {
     "t38_terminal_get_t30_state": (_P, [_P], _check_pointer),
     "t38_terminal_get_t38_core_state": (_P, [_P], _check_pointer),
     "t38_terminal_get_logging_state": (_P, [_P], _check_pointer),
-    "t38_core_rx_ifp_packet": (_I, [_P, _BYTES, _I, ctypes.c_uint16], _check_status),
+    # const uint8_t *buf declared as char *: Python bytes pass without a copy.
+    "t38_core_rx_ifp_packet": (_I, [_P, _STR, _I, ctypes.c_uint16], _check_status),
     "t38_core_get_logging_state": (_P, [_P], _check_pointer),
     # t30_api.h / t30.h
     "t30_set_tx_ident": (_I, [_P, _STR], _check_status),

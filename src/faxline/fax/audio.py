@@ -13,8 +13,6 @@ from faxline.fax.session import FaxSession
 Samples = npt.NDArray[np.int16]
 """A block of 8 kHz signed 16-bit linear audio."""
 
-_SAMPLE_P = ctypes.POINTER(ctypes.c_int16)
-
 
 class AudioFaxSession(FaxSession):
     """A sans-I/O fax session over audio.
@@ -27,6 +25,10 @@ class AudioFaxSession(FaxSession):
     _kind: ClassVar[str] = "audio"
 
     def _create_state(self) -> int:
+        self._buffer = (ctypes.c_int16 * 160)()
+        self._view: Samples = np.ctypeslib.as_array(self._buffer)
+        self._fax_rx = self._lib.fax_rx
+        self._fax_tx = self._lib.fax_tx
         state: int = self._lib.fax_init(None, int(self.calling))
         # Without this fax_tx returns short blocks when idle; the line needs full ones.
         self._lib.fax_set_transmit_on_idle(state, 1)
@@ -47,14 +49,24 @@ class AudioFaxSession(FaxSession):
     def _free_state(self, state: int) -> None:
         self._lib.fax_free(state)
 
+    def _buffers(self, count: int) -> tuple[ctypes.Array[ctypes.c_int16], Samples]:
+        # One reusable C buffer (and a numpy view of it) per session: converting a fresh
+        # numpy array to a C pointer on every block costs more than SpanDSP's own work.
+        if count > len(self._view):
+            self._buffer = (ctypes.c_int16 * count)()
+            self._view = np.ctypeslib.as_array(self._buffer)
+        return self._buffer, self._view
+
     def receive_audio(self, samples: Samples) -> None:
         """Process a block of received audio (int16 samples at 8 kHz)."""
-        block = np.ascontiguousarray(samples, dtype=np.int16)
+        count = len(samples)
+        buffer, view = self._buffers(count)
+        np.copyto(view[:count], samples, casting="safe")
         state = self._enter()
         try:
-            self._lib.fax_rx(state, block.ctypes.data_as(_SAMPLE_P), len(block))
+            self._fax_rx(state, buffer, count)
         finally:
-            self._samples += len(block)
+            self._samples += count
             self._leave()
 
     def receive_lost(self, count: int) -> None:
@@ -68,10 +80,12 @@ class AudioFaxSession(FaxSession):
 
     def transmit_audio(self, count: int) -> Samples:
         """The next ``count`` samples to send; zero-filled if SpanDSP produced fewer."""
-        block = np.zeros(count, dtype=np.int16)
+        buffer, view = self._buffers(count)
         state = self._enter()
         try:
-            self._lib.fax_tx(state, block.ctypes.data_as(_SAMPLE_P), count)
+            produced: int = self._fax_tx(state, buffer, count)
         finally:
             self._leave()
-        return block
+        if produced < count:
+            view[produced:count] = 0
+        return view[:count].copy()

@@ -28,7 +28,7 @@ import numpy as np
 
 from faxline.fax.audio import AudioFaxSession, Samples
 from faxline.fax.events import FaxEvent, FaxResult, PageTransferred
-from faxline.fax.g711 import Codec, decode, encode
+from faxline.fax.g711 import Codec, transcoder
 from faxline.fax.job import FaxJob
 from faxline.fax.session import SAMPLE_RATE, FaxSession
 from faxline.fax.t38 import IfpPacket, T38FaxSession
@@ -148,6 +148,7 @@ class Call:
         self.sender = sender
         self.receiver = receiver
         self.codec = codec
+        self._through = transcoder(codec)  # G.711 encode + decode
         self.impairments = impairments or Impairments()
         self.max_blocks = round(max_duration_s / BLOCK_S)
         self._clearing_blocks = round(CLEARING_S / BLOCK_S)
@@ -160,8 +161,11 @@ class Call:
         self._events: dict[Side, list[FaxEvent]] = {Side.SENDER: [], Side.RECEIVER: []}
         self._sender_pages = 0
         self.udptl_redundancy = udptl_redundancy
-        self._history: dict[Side, list[IfpPacket]] = {Side.SENDER: [], Side.RECEIVER: []}
-        self._missing: dict[Side, set[int]] = {Side.SENDER: set(), Side.RECEIVER: set()}
+        self._sent: dict[Side, int] = {Side.SENDER: 0, Side.RECEIVER: 0}
+        self._missing: dict[Side, dict[int, tuple[int, IfpPacket]]] = {
+            Side.SENDER: {},
+            Side.RECEIVER: {},
+        }
 
     @property
     def duration_s(self) -> float:
@@ -245,7 +249,7 @@ class Call:
             self.lost_blocks += 1
             to.receive_lost(len(block))
         else:
-            to.receive_audio(decode(encode(block, self.codec), self.codec))
+            to.receive_audio(self._through(block))
 
     def _step_t38(self) -> None:
         sender, receiver = self.sender, self.receiver
@@ -259,31 +263,32 @@ class Call:
             self._carry_packet(Side.RECEIVER, packet, sender)
 
     def _carry_packet(self, side: Side, packet: IfpPacket, to: T38FaxSession) -> None:
-        # Each copy SpanDSP asked for is one UDPTL datagram, carrying this packet and the
-        # previous `udptl_redundancy` ones; a datagram that arrives recovers what it carries.
+        # Each copy SpanDSP asked for is one UDPTL datagram carrying this packet and the
+        # previous `udptl_redundancy` ones, so a datagram that arrives also recovers the
+        # recent packets that were lost. `missing` maps their sequence numbers to them.
         predicate = self.impairments.drop_packet
         rate = self.impairments.lost_packets
-        history = self._history[side]
-        history.append(packet)
-        del history[: -1 - self.udptl_redundancy]
         missing = self._missing[side]
-        missing.intersection_update(carried.seq for carried in history)
+        index = self._sent[side] = self._sent[side] + 1
         arrived = False
         for _ in range(packet.copies):
-            lost = predicate(side, packet) if predicate else self._rng.random() < rate
-            if lost:
+            if predicate is not None:
+                lost = predicate(side, packet)
+            else:
+                lost = rate > 0.0 and self._rng.random() < rate
+            if lost or to.closed:
                 continue
             arrived = True
-            if to.closed:
-                continue
-            for carried in history:
-                if carried.seq in missing or carried is packet:
-                    missing.discard(carried.seq)
-                    # Repeats are fine: SpanDSP recognises them by sequence number.
-                    to.receive_packet(carried)
+            if missing:
+                for seq, (sent_at, carried) in sorted(missing.items(), key=lambda kv: kv[1][0]):
+                    if index - sent_at <= self.udptl_redundancy:
+                        to.receive_packet(carried)
+                    del missing[seq]
+            # Repeats are fine: SpanDSP recognises them by sequence number.
+            to.receive_packet(packet)
         if not arrived:
             self.lost_packets += 1
-            missing.add(packet.seq)
+            missing[packet.seq] = (index, packet)
 
 
 def _transmit(session: AudioFaxSession) -> Samples:

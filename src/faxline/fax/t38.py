@@ -10,7 +10,6 @@ from faxline.fax import _spandsp
 from faxline.fax.errors import SpanDSPError
 from faxline.fax.session import FaxSession
 
-_BYTE_P = ctypes.POINTER(ctypes.c_uint8)
 SEQ_MODULO = 0x10000
 """T.38/UDPTL sequence numbers are 16 bits and wrap."""
 
@@ -53,6 +52,8 @@ class T38FaxSession(FaxSession):
         self._tx_packet_cb = _spandsp.T38TxPacketHandler(self._on_tx_packet)
         state: int = self._lib.t38_terminal_init(None, int(self.calling), self._tx_packet_cb, None)
         self._core: int = self._lib.t38_terminal_get_t38_core_state(state)
+        self._rx_ifp_packet = self._lib.t38_core_rx_ifp_packet
+        self._send_timeout = self._lib.t38_terminal_send_timeout
         return state
 
     def _get_t30(self) -> int:
@@ -71,22 +72,23 @@ class T38FaxSession(FaxSession):
     def _free_state(self, state: int) -> None:
         self._lib.t38_terminal_free(state)
 
-    def _on_tx_packet(
-        self, _core: int, _user: int, buf: ctypes._Pointer[ctypes.c_uint8], length: int, count: int
-    ) -> int:
-        def handle() -> None:
-            data = ctypes.string_at(buf, length)
-            self._outgoing.append(IfpPacket(self._next_seq, data, max(count, 1)))
+    def _on_tx_packet(self, _core: int, _user: int, buf: int, length: int, count: int) -> int:
+        # Runs for every packet, so without the closure of _guard; same rule: never raise.
+        try:
+            self._outgoing.append(
+                IfpPacket(self._next_seq, ctypes.string_at(buf, length), max(count, 1))
+            )
             self._next_seq = (self._next_seq + 1) % SEQ_MODULO
-
-        self._guard(handle)
+        except BaseException as exc:  # re-raised by _leave()
+            if self._callback_error is None:
+                self._callback_error = exc
         return 0
 
     def advance(self, samples: int) -> None:
         """Let ``samples`` (at 8 kHz) of time pass: timers run and packets are produced."""
         state = self._enter()
         try:
-            self._lib.t38_terminal_send_timeout(state, samples)
+            self._send_timeout(state, samples)
         finally:
             self._samples += samples
             self._leave()
@@ -95,8 +97,7 @@ class T38FaxSession(FaxSession):
         """Process one received IFP packet; False if SpanDSP rejected it as malformed."""
         self._enter()
         try:
-            buf = (ctypes.c_uint8 * len(packet.data)).from_buffer_copy(packet.data)
-            self._lib.t38_core_rx_ifp_packet(self._core, buf, len(packet.data), packet.seq)
+            self._rx_ifp_packet(self._core, packet.data, len(packet.data), packet.seq)
         except SpanDSPError:
             # Bad bytes from the network must not end the call; SpanDSP has logged why.
             self.rejected_packets += 1

@@ -34,3 +34,7 @@ class UdptlParseError(SipLayerError, ValueError):
 
 class DigestError(SipLayerError, ValueError):
     """A digest challenge cannot be parsed or answered."""
+
+
+class DialogError(SipLayerError):
+    """A request does not fit the dialog (e.g. CSeq out of order: answer 500)."""

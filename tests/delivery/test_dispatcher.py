@@ -1,0 +1,120 @@
+"""The dispatcher, end to end on the in-process line: outcomes, retries, cancellation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faxline.delivery.status import fax_status
+from faxline.documents.faxtiff import read_fax_tiff
+from faxline.store import faxes as fax_store
+from tests.delivery.conftest import World
+
+
+def assert_same_pages(received: list[np.ndarray], sent: list[np.ndarray]) -> None:
+    """Pixel-identical below the header rows SpanDSP adds on top of each page."""
+    assert len(received) == len(sent)
+    for got, want in zip(received, sent, strict=True):
+        header = got.shape[0] - want.shape[0]
+        assert header >= 0
+        assert np.array_equal(got[header:], want)
+
+
+@pytest.mark.parametrize("transport", ["t38", "audio"])
+def test_local_extension_receives_identical_pages(make_world: object, transport: str) -> None:
+    world: World = make_world(local_transport=transport)  # type: ignore[operator]
+    fax_id = world.queue(["0003*211"])
+    world.run(world.dispatcher())
+    (delivery,) = world.deliveries(fax_id)
+    assert delivery.status == "delivered"
+    assert (delivery.pages_sent, delivery.ecm, delivery.transport) == (3, True, transport)
+    assert delivery.bit_rate and delivery.bit_rate >= 9600
+    assert delivery.t30_code == 0 and delivery.attempts == 1
+    (incoming,) = world.inbox("0003*211")
+    assert incoming.pages == 3
+    assert incoming.remote_ident == "+15550100210"
+    assert incoming.remote_number == "0003*210"
+    assert_same_pages(read_fax_tiff(world.files.path(incoming.document)), world.pages)
+    fax = world.fax(fax_id)
+    assert fax_status(d.status for d in fax.deliveries) == "sent"
+    (attempt,) = fax.attempts[0]  # type: ignore[attr-defined]
+    assert attempt.outcome == "delivered" and attempt.pages_sent == 3 and attempt.ended_at
+
+
+def test_busy_then_answer(world: World) -> None:
+    fax_id = world.queue(["5550006"])
+    dispatcher = world.dispatcher()
+    world.run(dispatcher)
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.failure_reason, d.attempts) == ("retrying", "busy", 1)
+    assert d.next_attempt_at == world.clock() + __import__("datetime").timedelta(seconds=120)
+    world.run(world.dispatcher())  # not due yet
+    assert world.deliveries(fax_id)[0].attempts == 1
+    world.clock.advance(121)
+    world.run(world.dispatcher())
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.attempts, d.pages_sent) == ("delivered", 2, 3)
+    received = sorted((world.settings.data_dir / "simulator" / "5550006").glob("*.tif"))
+    assert len(received) == 1
+    assert_same_pages(read_fax_tiff(received[0]), world.pages)
+
+
+def test_no_answer_until_attempts_run_out(make_world: object) -> None:
+    world: World = make_world(retry_no_answer_attempts=3, retry_no_answer_delay_s=60)  # type: ignore[operator]
+    fax_id = world.queue(["5550003"])
+    for _ in range(5):
+        world.run(world.dispatcher())
+        world.clock.advance(61)
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.failure_reason, d.attempts) == ("failed", "no_answer", 3)
+    assert fax_status([d.status]) == "failed"
+
+
+def test_hangup_after_page_one_is_retried(world: World) -> None:
+    fax_id = world.queue(["5550004"])
+    world.run(world.dispatcher())
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.failure_reason, d.pages_sent) == ("retrying", "t30_failure", 1)
+    assert d.t30_code == 49 and d.t30_text
+
+
+def test_no_route_is_one_attempt(world: World) -> None:
+    fax_id = world.queue(["5559999", "0003*999", "0003*212"])
+    world.run(world.dispatcher())
+    for d in world.deliveries(fax_id):
+        assert (d.status, d.failure_reason, d.attempts) == ("failed", "no_route", 1)
+
+
+def test_refused_fine_resolution_is_permanent(world: World) -> None:
+    fax_id = world.queue(["5550005"])
+    world.run(world.dispatcher())
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.failure_reason, d.t30_code) == ("failed", "rejected", 11)
+
+
+def test_partially_sent(world: World) -> None:
+    fax_id = world.queue(["0003*211", "5550001", "5559999"])
+    world.run(world.dispatcher())
+    statuses = [d.status for d in world.deliveries(fax_id)]
+    assert statuses == ["delivered", "delivered", "failed"]
+    assert fax_status(statuses) == "partially_sent"
+
+
+def test_cancel_while_retrying(world: World) -> None:
+    fax_id = world.queue(["5550002"])
+    world.run(world.dispatcher())
+    assert world.deliveries(fax_id)[0].status == "retrying"
+    with world.sessions() as s:
+        fax_store.cancel(s, s.get(fax_store.Fax, fax_id), world.clock())
+    world.clock.advance(10_000)
+    world.run(world.dispatcher())
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.attempts) == ("cancelled", 1)
+
+
+def test_lossy_line_without_ecm_reports_bad_rows(world: World) -> None:
+    fax_id = world.queue(["5550007"])
+    world.run(world.dispatcher())
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.transport, d.ecm, d.pages_sent, d.t30_code) == ("delivered", "audio", False, 3, 0)
+    assert d.bad_rows and d.bad_rows > 0, "bad rows must be reported, not hidden"
