@@ -30,8 +30,13 @@ WORLD: dict[str, Any] = {
         {"id": "bob", "organization": "0003"},
     ],
     "extensions": [
-        {"number": "0003*210", "owner": "alice", "fax": True, "callerId": "+15550100210",
-         "header": "Acme Ltd"},
+        {
+            "number": "0003*210",
+            "owner": "alice",
+            "fax": True,
+            "callerId": "+15550100210",
+            "header": "Acme Ltd",
+        },
         {"number": "0003*211", "owner": "bob", "fax": True, "callerId": "+15550100211"},
         {"number": "0003*212", "owner": "bob", "fax": False},
     ],

@@ -116,5 +116,11 @@ def test_lossy_line_without_ecm_reports_bad_rows(world: World) -> None:
     fax_id = world.queue(["5550007"])
     world.run(world.dispatcher())
     (d,) = world.deliveries(fax_id)
-    assert (d.status, d.transport, d.ecm, d.pages_sent, d.t30_code) == ("delivered", "audio", False, 3, 0)
+    assert (d.status, d.transport, d.ecm, d.pages_sent, d.t30_code) == (
+        "delivered",
+        "audio",
+        False,
+        3,
+        0,
+    )
     assert d.bad_rows and d.bad_rows > 0, "bad rows must be reported, not hidden"

@@ -94,6 +94,18 @@ def test_a_worker_that_dies_gives_a_document_error() -> None:
     asyncio.run(run())
 
 
+def test_a_cancelled_conversion_frees_its_worker() -> None:
+    slow = (("lorem ipsum dolor sit amet " * 3 + "\n") * 60 * 400).encode()
+
+    async def run() -> None:
+        with ConverterPool(workers=1, limits=ConversionLimits(max_pages=1000)) as pool:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.convert([InputFile("slow.txt", slow)]), 1.0)
+            assert (await pool.convert([InputFile("a.txt", b"next one")])).pages == 1
+
+    asyncio.run(run())
+
+
 def test_closed_pool_refuses_work() -> None:
     pool = ConverterPool(workers=1)
     pool.close()

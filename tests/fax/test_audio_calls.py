@@ -171,3 +171,14 @@ def test_maximum_duration_drops_the_call(fine_tiff: Path, tmp_path: Path) -> Non
     assert result.duration_s == pytest.approx(10.0)
     assert result.sender.completion_code == T30_ERR_CALLDROPPED
     assert result.receiver.completion_code == T30_ERR_CALLDROPPED
+
+
+def test_hang_up_after_the_last_page_is_still_a_success(fine_tiff: Path, tmp_path: Path) -> None:
+    # The sender had MCF for page 3: SpanDSP 0.0.6 counts a drop before DCN as done.
+    result = run_call(
+        FaxJob.send(fine_tiff),
+        FaxJob.receive(tmp_path / "in.tif"),
+        impairments=Impairments(hangup_after_page=3),
+    )
+    assert result.sender.success and result.sender.pages == 3
+    assert result.receiver.success and result.receiver.pages == 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from faxline.delivery.calls import CallOutcome
@@ -114,18 +114,28 @@ def renew(
 
 
 def release(session: Session, claim: Claim, worker: str, now: dt.datetime, delay_s: float) -> None:
-    """Give a claimed delivery back without an attempt (capacity, shutdown). Commits."""
-    session.execute(
+    """Give a claimed delivery back (capacity, shutdown); a call it had open ends as
+    interrupted. Commits."""
+    done = session.execute(
         update(Delivery)
         .where(_ours(claim.delivery_id, worker))
         .values(
-            status=DeliveryStatus.RETRYING.value if claim.attempts else DeliveryStatus.QUEUED.value,
+            status=case(
+                (Delivery.attempts > 0, DeliveryStatus.RETRYING.value),
+                else_=DeliveryStatus.QUEUED.value,
+            ),
             lease_owner=None,
             lease_expires_at=None,
             next_attempt_at=now + dt.timedelta(seconds=delay_s),
             updated_at=now,
         )
     )
+    if done.rowcount == 1:  # type: ignore[attr-defined]
+        session.execute(
+            update(Attempt)
+            .where(Attempt.delivery_id == claim.delivery_id, Attempt.ended_at.is_(None))
+            .values(ended_at=now, outcome="interrupted")
+        )
     session.commit()
 
 

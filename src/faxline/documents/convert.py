@@ -78,7 +78,7 @@ def count_pages(job: Job) -> int:
 
 def _layout(job: Job) -> list[list[str]]:
     encoding = text_encoding(job.data, job.name) or "latin-1"
-    return text.layout_text(text.decode_text(job.data, encoding))
+    return text.layout_text(text.decode_text(job.data, encoding), job.limits.max_pages)
 
 
 def convert_job(job: Job) -> list[EncodedPage]:

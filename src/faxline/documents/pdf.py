@@ -99,7 +99,10 @@ def _picture_boxes(
     for i in range(count):
         obj = pdfium_c.FPDFPage_GetObject(page.raw, i)
         kind = pdfium_c.FPDFPageObj_GetType(obj)
-        if kind not in _PICTURE_TYPES and not (
+        if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            if _is_bilevel_image(obj, page):
+                continue  # a scan or line art: threshold it like text
+        elif kind not in _PICTURE_TYPES and not (
             kind == pdfium_c.FPDF_PAGEOBJ_FORM and _form_has_picture(obj, 0)
         ):
             continue
@@ -116,6 +119,13 @@ def _picture_boxes(
         if x1 > x0 and y1 > y0:
             boxes.append((x0, y0, x1, y1))
     return boxes
+
+
+def _is_bilevel_image(obj: object, page: pdfium.PdfPage) -> bool:
+    metadata = pdfium_c.FPDF_IMAGEOBJ_METADATA()
+    if not pdfium_c.FPDFImageObj_GetImageMetadata(obj, page.raw, ctypes.byref(metadata)):
+        return False
+    return bool(metadata.bits_per_pixel == 1)
 
 
 def _form_has_picture(form: int, depth: int) -> bool:

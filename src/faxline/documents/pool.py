@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
@@ -101,6 +102,12 @@ class _Worker:
         with self._lock:
             self._stop_locked()
 
+    def interrupt(self) -> None:
+        """Kill the process only; the thread waiting in ``call`` cleans up after it."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+
     def _stop_locked(self) -> None:
         process, conn = self._process, self._conn
         self._process = self._conn = None
@@ -110,15 +117,6 @@ class _Worker:
             if process.poll() is None:
                 process.kill()
             process.wait()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None and self._process is not None:
-                with contextlib.suppress(OSError):
-                    self._conn.send(None)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(2)
-            self._stop_locked()
 
 
 class ConverterPool:
@@ -134,6 +132,7 @@ class ConverterPool:
         self.limits = limits
         self._size = workers
         self._workers = [_Worker(limits.memory_bytes) for _ in range(workers)]
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="faxline-converter")
         self._idle: asyncio.Queue[_Worker] | None = None
         self._closed = False
 
@@ -152,7 +151,10 @@ class ConverterPool:
         """Stop every worker process."""
         self._closed = True
         for worker in self._workers:
-            worker.close()
+            worker.interrupt()  # workers hold no state worth a graceful stop
+        self._threads.shutdown(wait=True)
+        for worker in self._workers:
+            worker.kill()
 
     def _queue(self) -> asyncio.Queue[_Worker]:
         if self._idle is None:
@@ -167,8 +169,10 @@ class ConverterPool:
         job = request[1]
         idle = self._queue()
         worker = await idle.get()
+        loop = asyncio.get_running_loop()
+        call = self._threads.submit(worker.call, request, self.limits.timeout_s)
         try:
-            return await asyncio.to_thread(worker.call, request, self.limits.timeout_s)
+            return await asyncio.wrap_future(call)
         except _WorkerTimedOut:
             raise DocumentError(
                 job.name, f"the conversion took longer than {self.limits.timeout_s:g} s"
@@ -177,11 +181,14 @@ class ConverterPool:
             raise DocumentError(
                 job.name, "the conversion failed (the document needs too much memory or crashed)"
             ) from None
-        except asyncio.CancelledError:
-            worker.kill()  # the thread returns at once and the worker restarts on next use
-            raise
         finally:
-            idle.put_nowait(worker)
+            if call.done():
+                idle.put_nowait(worker)
+            else:
+                # Cancelled while the worker converts: stop it; its thread then sees the
+                # end of the socket, and the worker goes back to the pool once that is done.
+                worker.interrupt()
+                call.add_done_callback(lambda _: loop.call_soon_threadsafe(idle.put_nowait, worker))
 
     async def convert(
         self, files: Sequence[InputFile], *, resolution: Resolution = Resolution.FINE

@@ -6,8 +6,10 @@ reportlab writes the PDF and pdfium renders it (2.4x faster than drawing with Pi
 from __future__ import annotations
 
 import io
+import math
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 
 from faxline.documents.errors import ConverterSetupError
 from faxline.documents.model import FAX_WIDTH, X_DPI
@@ -46,44 +48,78 @@ def _clean(line: str) -> str:
 
 
 def _wrap(line: str) -> list[str]:
+    if len(line) <= COLUMNS:
+        return [line]
     out: list[str] = []
-    while len(line) > COLUMNS:
-        cut = line.rfind(" ", _WRAP_MIN, COLUMNS + 1)
+    start, end = 0, len(line)
+    while end - start > COLUMNS:
+        cut = line.rfind(" ", start + _WRAP_MIN, start + COLUMNS + 1)
         if cut == -1:
-            out.append(line[:COLUMNS])
-            line = line[COLUMNS:]
+            out.append(line[start : start + COLUMNS])
+            start += COLUMNS
         else:
-            out.append(line[:cut].rstrip(" "))
-            line = line[cut + 1 :]
-    out.append(line)
+            out.append(line[start:cut].rstrip(" "))
+            start = cut + 1
+    out.append(line[start:])
     return out
 
 
-def layout_text(text: str) -> list[list[str]]:
+def _sections(text: str) -> Iterator[str]:
+    start = 0
+    while True:
+        end = text.find("\f", start)
+        if end == -1:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
+_TRAILING_BLANK = re.compile(r"[\s\x00-\x1f\x7f-\x9f]*")
+
+
+def _content_end(text: str) -> int:
+    """Index just after the last printable character (0 when there is none)."""
+    end = len(text) - _TRAILING_BLANK.match(text[::-1]).end()  # type: ignore[union-attr]
+    while end and not (text[end - 1].isprintable() and not text[end - 1].isspace()):
+        end -= 1
+    return end
+
+
+def layout_text(text: str, max_pages: int | None = None) -> list[list[str]]:
     """Lay text out as pages of lines.
 
     Lines wrap at ``COLUMNS`` (at a space when there is one in the second half of the line),
     tabs expand to 8 columns, controls other than TAB are dropped, and a form feed starts a
     new page. Blank form-feed sections at the end add no page, and text with no printable
-    content has no pages at all.
+    content has no pages at all. With ``max_pages``, layout stops once that many pages are
+    exceeded (the result then has ``max_pages + 1`` pages), so hostile text costs little.
     """
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not has_content(text):
         return []
-    sections = text.split("\f")
-    while not has_content(sections[-1]):
-        sections.pop()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text[: _content_end(text)]  # what follows the last printable adds no page
+    limit = math.inf if max_pages is None else max_pages
     pages: list[list[str]] = []
-    for section in sections:
-        lines: list[str] = []
+    for section in _sections(text):
+        page: list[str] = []
+        blank_lines = 0  # blank lines owed, paid only if content follows them
         for raw in section.split("\n"):
-            lines.extend(_wrap(_clean(raw)))
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if not lines:
-            pages.append([])
-        for start in range(0, len(lines), LINES_PER_PAGE):
-            pages.append(lines[start : start + LINES_PER_PAGE])
+            for line in _wrap(_clean(raw)):
+                if not line.strip():
+                    blank_lines += 1
+                    continue
+                for pending in [""] * blank_lines + [line]:
+                    if len(page) == LINES_PER_PAGE:
+                        pages.append(page)
+                        if len(pages) > limit:
+                            return pages
+                        page = []
+                    page.append(pending)
+                blank_lines = 0
+        pages.append(page)  # a section without content is a blank page
+        if len(pages) > limit:
+            return pages
     return pages
 
 

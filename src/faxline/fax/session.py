@@ -166,7 +166,8 @@ class FaxSession(abc.ABC):
 
     def next_event(self) -> FaxEvent | None:
         """The oldest event not yet read, or None."""
-        return self._events.popleft() if self._events else None
+        events = self._events
+        return events.popleft() if events else None
 
     def hangup(self) -> FaxResult:
         """The call is gone (the line dropped or the peer hung up): end T.30 now.

@@ -108,5 +108,9 @@ class T38FaxSession(FaxSession):
 
     def packets_to_send(self) -> list[IfpPacket]:
         """The packets produced since the last call, oldest first."""
-        packets, self._outgoing = self._outgoing, []
+        packets = self._outgoing
+        if packets:
+            self._outgoing = []
+        else:
+            packets = []
         return packets

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any, cast
 
 from .transaction import Address, Event, MessageDropped
 from .transaction_layer import TransactionLayer
@@ -28,6 +29,7 @@ class SipTransport(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.closed = asyncio.Event()
+        self._flushing = False
 
     @classmethod
     async def listen(
@@ -51,27 +53,37 @@ class SipTransport(asyncio.DatagramProtocol):
         """The clock the layer runs on."""
         return self._loop.time()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's UDP transport does not subclass DatagramTransport on 3.11.
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:  # noqa: D102
-        source = (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, ...]) -> None:
+        source = (str(addr[0]), int(addr[1]))
         self.layer.receive_datagram(data, source, self.now())
         self.flush()
 
-    def error_received(self, exc: Exception) -> None:  # noqa: D102
+    def error_received(self, exc: Exception) -> None:
         # ICMP errors on a UDP socket carry no peer address we could trust here; the
         # transactions' own timers will fail the affected requests.
         logger.debug("UDP error on the SIP socket: %s", exc)
 
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+    def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self.closed.set()
 
     def flush(self) -> None:
         """Send what the layer queued, hand out its events and re-arm the timer."""
+        if self._flushing:
+            return  # called from an event handler: the running loop below picks it up
+        self._flushing = True
+        try:
+            self._drain()
+        finally:
+            self._flushing = False
+        self._arm()
+
+    def _drain(self) -> None:
         while True:
             for data, destination in self.layer.datagrams_to_send():
                 if self._transport is not None and not self._transport.is_closing():
@@ -85,7 +97,6 @@ class SipTransport(asyncio.DatagramProtocol):
             if isinstance(event, MessageDropped):
                 logger.info("dropped SIP datagram from %s: %s", event.source, event.reason)
             self._on_event(event)
-        self._arm()
 
     def _arm(self) -> None:
         deadline = self.layer.get_timer()
