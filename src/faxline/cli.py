@@ -117,16 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
-    serve.set_defaults(func=_serve)
+    serve.set_defaults(handler=_serve)
 
     provision = sub.add_parser("provision", help="create or update tenants and apps from JSON")
     provision.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
     provision.add_argument("file", type=Path, help="provisioning file (JSON)")
-    provision.set_defaults(func=_provision)
+    provision.set_defaults(handler=_provision)
 
     worker = sub.add_parser("worker", help="run only the dispatcher (shares the database)")
     worker.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
-    worker.set_defaults(func=_worker)
+    worker.set_defaults(handler=_worker)
 
     add_convert_parser(sub)
     return parser
@@ -136,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.func(args)
+        result: int = args.handler(args)
     except ValidationError as e:
         print(f"faxline: bad setting: {e}", file=sys.stderr)
         return 2

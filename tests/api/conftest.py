@@ -41,8 +41,13 @@ TENANTS: dict[str, Any] = {
         {"id": "root", "role": "admin"},
     ],
     "extensions": [
-        {"number": "0003*210", "owner": "alice", "fax": True, "callerId": "+15550100210",
-         "header": "Acme Ltd"},
+        {
+            "number": "0003*210",
+            "owner": "alice",
+            "fax": True,
+            "callerId": "+15550100210",
+            "header": "Acme Ltd",
+        },
         {"number": "0003*211", "owner": "bob", "fax": True},
         {"number": "0003*212", "owner": "alice", "fax": False},
         {"number": "0004*210", "owner": "carol", "fax": True},

@@ -58,7 +58,9 @@ def test_documented_example(api: Api) -> None:
         ("7778888", "queued", 0)
     ]
     assert api.counts() == (1, 1, 1, 1)
-    doc = api.client.get(f"/uapi/faxes/@me/0003*210/{body['id']}/document", headers=api.auth("alice"))
+    doc = api.client.get(
+        f"/uapi/faxes/@me/0003*210/{body['id']}/document", headers=api.auth("alice")
+    )
     assert doc.status_code == 200
     assert doc.headers["content-type"] == "image/tiff"
     with Image.open(io.BytesIO(doc.content)) as im:
@@ -76,7 +78,9 @@ def test_raw_documented_request_is_a_clear_400(api: Api) -> None:
         'Content-Disposition:form-data; name="request";\r\n{\n"recipients":["7778888"]\n}\r\n'
         "------325343636\r\n"
     ).encode()
-    r = post_raw(api, "/uapi/faxes/@me/0003*210", raw, "multipart/form-data; boundary=------325343636")
+    r = post_raw(
+        api, "/uapi/faxes/@me/0003*210", raw, "multipart/form-data; boundary=------325343636"
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "request_invalid"
     assert "boundary" in r.json()["error"]["message"] or "multipart" in r.json()["error"]["message"]
@@ -198,9 +202,10 @@ def test_too_large(make_api: object) -> None:
     assert r.json()["error"]["code"] == "request_too_large"
 
     def chunks():  # type: ignore[no-untyped-def]
-        yield b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.txt\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n\r\n'
         for _ in range(10):
             yield b"y" * 1000
+
     r = api.client.post(
         "/uapi/faxes/@me/210",
         content=chunks(),
@@ -222,7 +227,10 @@ def test_malformed_bodies(api: Api) -> None:
     cases = [
         (b"hello", "text/plain"),
         (b"hello", "multipart/form-data"),
-        (b"--x\r\nContent-Disposition: form-data; name=\"files\"\r\n\r\nabc", "multipart/form-data; boundary=x"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="files"\r\n\r\nabc',
+            "multipart/form-data; boundary=x",
+        ),
         (b"--x\r\nX-Nothing: 1\r\n\r\nabc\r\n--x--\r\n", "multipart/form-data; boundary=x"),
     ]
     for body, ctype in cases:

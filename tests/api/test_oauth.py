@@ -76,6 +76,10 @@ def test_token_ttl_from_settings(make_api: object) -> None:
     api = make_api(token_ttl_s=120)  # type: ignore[operator]
     r = api.client.post(
         "/oauth/token.php",
-        data={"grant_type": "client_credentials", "client_id": "bob-app", "client_secret": "s3cret-bob"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "bob-app",
+            "client_secret": "s3cret-bob",
+        },
     )
     assert r.json()["expires_in"] == 120

@@ -68,7 +68,9 @@ def test_incoming_readable_by_owner_org_and_admin(api: Api) -> None:
     for user, path in [("alice", "@me/210"), ("olga", "alice/210"), ("root", "@owner/0003*210")]:
         r = api.client.get(f"/uapi/faxes/{path}/{fax}", headers=api.auth(user))
         assert r.status_code == 200, (user, r.text)
-    assert api.client.get(f"/uapi/faxes/alice/210/{fax}", headers=api.auth("bob")).status_code == 403
+    assert (
+        api.client.get(f"/uapi/faxes/alice/210/{fax}", headers=api.auth("bob")).status_code == 403
+    )
 
 
 def test_cancel(api: Api) -> None:
@@ -87,7 +89,9 @@ def test_delete_incoming(api: Api) -> None:
     fax = receive(api, "0003*210")
     r = api.client.delete(f"/uapi/faxes/@me/210/{fax}", headers=api.auth("alice"))
     assert r.status_code == 204
-    assert api.client.get(f"/uapi/faxes/@me/210/{fax}", headers=api.auth("alice")).status_code == 404
+    assert (
+        api.client.get(f"/uapi/faxes/@me/210/{fax}", headers=api.auth("alice")).status_code == 404
+    )
     assert api.counts() == (0, 0, 0, 0)
 
 

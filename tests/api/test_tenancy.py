@@ -11,7 +11,11 @@ from tests.api.conftest import Api
 def faxes(api: Api) -> dict[str, int]:
     """One fax in each organization, sent by its user."""
     made = {}
-    for user, path in [("alice", "@me/0003*210"), ("carol", "@me/0004*210"), ("erin", "@me/0005*300")]:
+    for user, path in [
+        ("alice", "@me/0003*210"),
+        ("carol", "@me/0004*210"),
+        ("erin", "@me/0005*300"),
+    ]:
         r = api.send(user, path)
         assert r.status_code == 200, r.text
         made[path.split("/")[1]] = r.json()["id"]

@@ -23,8 +23,13 @@ EXAMPLE: dict[str, Any] = {
         {"id": "root", "role": "admin"},
     ],
     "extensions": [
-        {"number": "0003*210", "owner": "alice", "fax": True, "callerId": "+15550100210",
-         "header": "Acme Ltd"}
+        {
+            "number": "0003*210",
+            "owner": "alice",
+            "fax": True,
+            "callerId": "+15550100210",
+            "header": "Acme Ltd",
+        }
     ],
     "apps": [{"clientId": "alice-app", "clientSecret": "s3cret-alice", "owner": "alice"}],
 }
@@ -63,10 +68,18 @@ def test_design_example_is_idempotent(database_url: str) -> None:
     ("mutate", "message"),
     [
         (lambda f: f["users"].append({"id": "x", "organization": "0009"}), "users[3] ('x')"),
-        (lambda f: f["users"].append({"id": "y", "role": "boss", "organization": "0003"}), "users[3]"),
+        (
+            lambda f: f["users"].append({"id": "y", "role": "boss", "organization": "0003"}),
+            "users[3]",
+        ),
         (lambda f: f["extensions"].append({"number": "210", "owner": "alice"}), "extensions[1]"),
         (lambda f: f["extensions"].append({"number": "0003*211", "owner": "zed"}), "owner 'zed'"),
-        (lambda f: f["apps"].append({"clientId": "a", "clientSecret": "short", "owner": "alice"}), "apps[1]"),
+        (
+            lambda f: f["apps"].append(
+                {"clientId": "a", "clientSecret": "short", "owner": "alice"}
+            ),
+            "apps[1]",
+        ),
         (lambda f: f["users"].append({"id": "alice", "organization": "0003"}), "listed twice"),
         (lambda f: f.update(extra=1), "extra"),
         (lambda f: f["extensions"][0].update(header="H" * 51), "extensions[0]"),
@@ -81,7 +94,9 @@ def test_errors_name_the_entry_and_change_nothing(
     bad = json.loads(json.dumps(EXAMPLE))
     bad["organizations"].append({"code": "0004", "name": "Beta"})
     mutate(bad)
-    with pytest.raises(ProvisionError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ProvisionError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
         with sessions() as s:
             apply(s, parse(bad))
             s.commit()

@@ -54,6 +54,17 @@ def test_letter_image_pdf_is_dithered(tmp_path: Path, letter_image_pdf: bytes) -
     assert document.tiff is not None and len(document.tiff) < 2 * 250_000
 
 
+def test_rotated_page_is_fitted_to_the_width(tmp_path: Path) -> None:
+    import pypdfium2
+
+    doc = pypdfium2.PdfDocument(text_pdf(1))
+    doc[0].set_rotation(90)
+    out = io.BytesIO()
+    doc.save(out)
+    (page,) = _convert(tmp_path, InputFile("landscape.pdf", out.getvalue()))
+    assert page.shape == (round(595.2756 / 841.8898 * 1728 * 196 / 204), 1728)
+
+
 def test_letter_text_pdf(tmp_path: Path) -> None:
     pages = _convert(tmp_path, InputFile("letter.pdf", text_pdf(1, LETTER)))
     assert 2140 <= pages[0].shape[0] <= 2160
@@ -83,6 +94,38 @@ def test_multipage_tiffs(tmp_path: Path) -> None:
     for compression in ("group3", "group4"):
         data = tiff(bilevel, compression=compression, dpi=(204, 196))
         assert len(_convert(tmp_path, InputFile("fax.tiff", data))) == 2
+
+
+def test_tiled_tiff(tmp_path: Path) -> None:
+    striped = tmp_path / "striped.tif"
+    striped.write_bytes(tiff([photo(), photo()], compression="tiff_lzw"))
+    tiled = tmp_path / "tiled.tif"
+    subprocess.run(["tiffcp", "-t", "-c", "zip", str(striped), str(tiled)], check=True)
+    pages = _convert(tmp_path, InputFile("tiled.tif", tiled.read_bytes()))
+    assert len(pages) == 2
+
+
+def test_text_next_to_a_photo_stays_crisp() -> None:
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    def page(with_photo: bool) -> np.ndarray:
+        out = io.BytesIO()
+        pdf = canvas.Canvas(out, pagesize=LETTER)
+        if with_photo:
+            pdf.drawImage(ImageReader(photo()), 36, 200, width=540, height=492)
+        pdf.setFont("Helvetica", 14)
+        pdf.drawString(36, 100, "A caption under the photo")
+        pdf.save()
+        document = convert_documents([InputFile("p.pdf", out.getvalue())])
+        assert document.tiff is not None
+        return read_fax_tiff(document.tiff)[0]
+
+    mixed, text_only = page(True), page(False)
+    caption = slice(1800, 1950)
+    assert text_only[caption].any()
+    assert np.array_equal(mixed[caption], text_only[caption])  # thresholded, not dithered
+    assert 0.2 < mixed[600:1200, 400:1300].mean() < 0.8  # while the photo is dithered
 
 
 def test_16_bit_gray_tiff(tmp_path: Path) -> None:

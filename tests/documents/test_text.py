@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from faxline.documents import InputFile, convert_documents
@@ -53,8 +53,9 @@ def test_layout_never_raises(text: str) -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.text(max_size=300))
+@given(st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=300))
 def test_text_conversion_never_raises(text: str) -> None:
+    assume(not text.lstrip(" \t\r\n\f").startswith("%PDF-"))  # that is a (broken) PDF
     document = convert_documents([InputFile("t.txt", text.encode())])
     assert document.pages == len(layout_text(text.removeprefix("\ufeff")))
 

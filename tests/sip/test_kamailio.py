@@ -68,7 +68,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[str, int]]:
 
 
 async def wait_for_proxy(ua: UserAgent, target: SipUri, proxy: tuple[str, int]) -> None:
-    for _ in range(50):
+    for _ in range(30):
         with contextlib.suppress(CallFailed, TimeoutError):
             response = await asyncio.wait_for(ua.options(target, destination=proxy), 0.5)
             if response.status == 200:

@@ -137,6 +137,8 @@ def test_missing_content_length_takes_the_datagram() -> None:
         (b" SIP/2.0\r\n", b" SIP/3.0\r\n", "request line"),
         (b"To: <sip:0003*210@192.0.2.10>", b"To: <sip:0003*210@192.0.2.10", "'<'"),
         (b"Via: SIP/2.0/UDP 198.51", b"Via: SIP/2.0/UDP :198.51", "host"),
+        (b"Contact: <sip:asterisk@198.51.100.7:5060>", b"Contact: <sip:asterisk@", "'<'"),
+        (b"Max-Forwards: 70", b"Record-Route: <sip:p;lr>, sip:", "bad host"),
     ],
 )
 def test_malformed_messages(old: bytes, new: bytes, match: str) -> None:

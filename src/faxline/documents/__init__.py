@@ -4,11 +4,25 @@
 bounded worker processes for the server. Both raise ``DocumentError`` naming the file.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from faxline.documents.convert import convert_documents
 from faxline.documents.errors import ConverterSetupError, DocumentError
 from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Resolution
-from faxline.documents.pool import ConverterPool
 from faxline.documents.sniff import sniff
+
+if TYPE_CHECKING:
+    from faxline.documents.pool import ConverterPool
+
+
+def __getattr__(name: str) -> Any:
+    # The pool (and asyncio with it) is imported on first use: `faxline convert` starts faster.
+    if name == "ConverterPool":
+        from faxline.documents.pool import ConverterPool
+
+        return ConverterPool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConversionLimits",

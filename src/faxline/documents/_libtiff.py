@@ -152,15 +152,6 @@ def _check(ok: bool, default: str) -> None:
         raise LibtiffError(errors[-1] if errors else default)
 
 
-def _scratch_fd() -> int:
-    """A per-thread in-memory file, reused across calls."""
-    fd: int | None = getattr(_messages, "scratch", None)
-    if fd is None:
-        fd = os.memfd_create("faxline-tiff", os.MFD_CLOEXEC)
-        _messages.scratch = fd
-    return fd
-
-
 def _u32(value: int) -> ctypes.c_uint32:
     return ctypes.c_uint32(value)
 
@@ -169,9 +160,14 @@ def encode_g4_tiff(packed: npt.NDArray[np.uint8], width: int) -> bytes:
     """Code one page of packed bits (1 = black, MSB first) as a single-strip G4 TIFF file."""
     rows = packed.shape[0]
     data = np.ascontiguousarray(packed, dtype=np.uint8)
-    fd = _scratch_fd()
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
+    fd = os.memfd_create("faxline-g4", os.MFD_CLOEXEC)
+    try:
+        return _encode_into(fd, data, rows, width)
+    finally:
+        os.close(fd)
+
+
+def _encode_into(fd: int, data: npt.NDArray[np.uint8], rows: int, width: int) -> bytes:
     with _open_fd(fd, b"w") as tif:
         for tag, value in (
             (TAG_IMAGEWIDTH, width),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from faxline.documents import images, pdf, text
+from faxline.documents import pdf, text
 from faxline.documents.errors import DocumentError
 from faxline.documents.faxtiff import EncodedPage, assemble_fax_tiff, encode_packed
 from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Resolution
@@ -64,6 +64,8 @@ def count_pages(job: Job) -> int:
         finally:
             doc.close()
     elif job.kind == "tiff":
+        from faxline.documents import images  # Pillow: imported when an image comes
+
         count = len(images.tiff_frames(job.data, job.name, job.limits))
     elif job.kind == "jpeg":
         count = 1
@@ -99,6 +101,8 @@ def _packed_pages(job: Job) -> Iterator[npt.NDArray[np.uint8]]:
         if laid_out:
             yield from _pdf_pages(job, text.typeset(laid_out))
     elif job.kind == "tiff":
+        from faxline.documents import images
+
         frames = images.tiff_frames(job.data, job.name, job.limits)
         stop = len(frames) if job.stop is None else job.stop
         try:
@@ -110,6 +114,8 @@ def _packed_pages(job: Job) -> Iterator[npt.NDArray[np.uint8]]:
         except Exception as exc:  # Pillow raises assorted types on hostile TIFFs
             raise DocumentError(job.name, "the TIFF is corrupt or not supported") from exc
     else:
+        from faxline.documents import images
+
         try:
             yield images.jpeg_page(job.data, job.name, job.resolution, job.limits)
         except (DocumentError, MemoryError):

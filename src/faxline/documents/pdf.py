@@ -17,6 +17,7 @@ from faxline.documents.raster import _SCREEN, pack, place
 
 _RENDER_FLAGS = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_GRAYSCALE
 _MAX_OBJECTS_INSPECTED = 5000
+_EDGE = 2
 _PICTURE_TYPES = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_SHADING)
 
 
@@ -114,8 +115,10 @@ def _picture_boxes(
         ]
         xs = [c[0] for c in corners]
         ys = [c[1] for c in corners]
-        x0, x1 = max(0, min(xs)), min(FAX_WIDTH, max(xs) + 1)
-        y0, y1 = max(0, min(ys)), min(rows, max(ys) + 1)
+        # A margin covers the picture's anti-aliased edge, which would otherwise be
+        # thresholded into a hard line.
+        x0, x1 = max(0, min(xs) - _EDGE), min(FAX_WIDTH, max(xs) + 1 + _EDGE)
+        y0, y1 = max(0, min(ys) - _EDGE), min(rows, max(ys) + 1 + _EDGE)
         if x1 > x0 and y1 > y0:
             boxes.append((x0, y0, x1, y1))
     return boxes

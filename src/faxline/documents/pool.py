@@ -9,7 +9,6 @@ once, and the pages are assembled here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import socket
@@ -33,10 +32,13 @@ MIN_PAGES_PER_JOB = 4
 """Documents shorter than two of these are converted by one worker."""
 
 _DEFAULT_LIMITS = ConversionLimits()
-# One malloc arena per thread and BLAS thread pools would reserve address space that the
-# worker's RLIMIT_AS then counts against the document.
 _WORKER_MAIN = "import sys; from faxline.documents.worker import main; main(sys.argv[1:])"
-_WORKER_ENV = {**os.environ, "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _worker_env() -> dict[str, str]:
+    # One malloc arena per thread and BLAS thread pools would reserve address space that
+    # the worker's RLIMIT_AS then counts against the document.
+    return {**os.environ, "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"}
 
 
 class _WorkerDied(Exception):
@@ -77,7 +79,7 @@ class _Worker:
                         pass_fds=[theirs.fileno()],
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
-                        env=_WORKER_ENV,
+                        env=_worker_env(),
                     )
                     self._process, self._conn = process, Connection(ours.detach())
             return self._conn

@@ -20,6 +20,17 @@ class AudioFaxSession(FaxSession):
     Feed it what the far end sent with :meth:`receive_audio` (or :meth:`receive_lost`
     for a block that never arrived) and ask it for what to send with
     :meth:`transmit_audio`. The session's clock is the number of samples received.
+
+    Driven from RTP (20 ms of G.711 per packet)::
+
+        session = AudioFaxSession(FaxJob.receive(path), calling=False)
+        # for each RTP packet in sequence order:
+        session.receive_audio(g711.decode(payload, Codec.PCMU))
+        # for each gap in the sequence numbers (no silence, no PLC):
+        session.receive_lost(160 * missing_packets)
+        # every 20 ms:
+        send(g711.encode(session.transmit_audio(160), Codec.PCMU))
+        while (event := session.next_event()) is not None: ...
     """
 
     _kind: ClassVar[str] = "audio"

@@ -221,8 +221,11 @@ class FaxSession(abc.ABC):
     def _leave(self) -> None:
         """Mark the end of such a call; run deferred work and surface callback errors."""
         self._depth -= 1
-        if self._depth:
-            return
+        if self._depth == 0 and (self._close_pending or self._callback_error is not None):
+            self._settle()
+
+    def _settle(self) -> None:
+        """After the outermost C call: free a state closed meanwhile, raise a kept error."""
         if self._close_pending:
             self._close_pending = False
             self.close()

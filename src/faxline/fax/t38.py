@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from faxline.fax import _spandsp
-from faxline.fax.errors import SpanDSPError
+from faxline.fax.errors import FaxSessionClosed, SpanDSPError
 from faxline.fax.session import FaxSession
 
 SEQ_MODULO = 0x10000
@@ -40,6 +40,16 @@ class T38FaxSession(FaxSession):
     :meth:`advance` (in 8 kHz samples), and collect packets to send with
     :meth:`packets_to_send`. Sequence numbers of outgoing packets are assigned here,
     counting from 0 and wrapping at 65536.
+
+    Driven from UDPTL::
+
+        session = T38FaxSession(FaxJob.send(path), calling=True)
+        # on a timer, with the samples (8 kHz) elapsed since the last tick:
+        session.advance(samples)
+        for packet in session.packets_to_send():
+            udptl.send(packet.seq, packet.data)  # packet.copies times, or with redundancy
+        # for each IFP packet taken out of a datagram (primary or redundancy):
+        session.receive_packet(IfpPacket(seq, ifp))
     """
 
     _kind: ClassVar[str] = "t38"
@@ -86,12 +96,18 @@ class T38FaxSession(FaxSession):
 
     def advance(self, samples: int) -> None:
         """Let ``samples`` (at 8 kHz) of time pass: timers run and packets are produced."""
-        state = self._enter()
+        # The hottest path of a T.38 call: _enter()/_leave() written out.
+        state = self._state
+        if state is None or self._close_pending:
+            raise FaxSessionClosed(f"{type(self).__name__} is closed")
+        self._depth += 1
         try:
             self._send_timeout(state, samples)
         finally:
             self._samples += samples
-            self._leave()
+            self._depth -= 1
+            if self._depth == 0 and (self._close_pending or self._callback_error is not None):
+                self._settle()
 
     def receive_packet(self, packet: IfpPacket) -> bool:
         """Process one received IFP packet; False if SpanDSP rejected it as malformed."""

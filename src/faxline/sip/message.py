@@ -260,6 +260,11 @@ def _check_mandatory(message: SipMessage) -> None:
         raise SipParseError("bad Call-ID")
     _ = message.vias
     _ = message.from_, message.to
+    # Addresses the core will route on are checked here, at the edge, so that a message
+    # that parsed cannot fail later inside a transaction or dialog.
+    _ = message.record_route, message.route
+    if [v.strip() for v in message.headers.get_all("Contact")] != ["*"]:
+        _ = message.contacts
     cseq = message.cseq
     if isinstance(message, SipRequest):
         if cseq.method != message.method:

@@ -105,7 +105,7 @@ def _octets(data: bytes) -> bytes:
 
 
 def _integer(value: int) -> bytes:
-    size = max(1, (value.bit_length() + 8) // 8)
+    size = (~value if value < 0 else value).bit_length() // 8 + 1  # minimal two's complement
     return value.to_bytes(size, "big", signed=True)
 
 
