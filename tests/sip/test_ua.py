@@ -11,7 +11,13 @@ import pytest
 from faxline.sip.digest import Credentials, DigestChallenge, digest_response
 from faxline.sip.errors import NotAcceptable
 from faxline.sip.headers import Headers
-from faxline.sip.message import SipRequest, parse_response
+from faxline.sip.message import (
+    SipRequest,
+    SipResponse,
+    make_response,
+    parse_request,
+    parse_response,
+)
 from faxline.sip.negotiation import (
     Capabilities,
     LocalMedia,
@@ -21,7 +27,7 @@ from faxline.sip.negotiation import (
 )
 from faxline.sip.sdp import SessionDescription
 from faxline.sip.ua import CallEnded, CallFailed, IncomingCall, IncomingReInvite, UserAgent
-from faxline.sip.uri import SipUri
+from faxline.sip.uri import Address, SipUri
 
 CAPS = Capabilities()
 MEDIA_A = LocalMedia("127.0.0.1", 40000, 40002)
@@ -128,7 +134,7 @@ def test_caller_cancels_a_ringing_call() -> None:
         offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
         calling = asyncio.create_task(alice.call(uri_of(bob), offer, timeout=0.3))
         incoming = await bob.incoming.get()
-        incoming.ringing()
+        incoming.ringing(183, answer(incoming, 1))  # early media, as gateways do
         with pytest.raises(CallFailed) as failure:
             await calling
         assert failure.value.status == 487
@@ -205,5 +211,89 @@ def test_options_and_stray_requests() -> None:
             assert await ask("OPTIONS") == 200  # still listening
         finally:
             sock.close()
+
+    run(scenario)
+
+
+class RawPeer:
+    """A bare UDP socket that speaks SIP by hand, to script what a real UA would not do."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()
+
+    async def receive(self) -> tuple[SipRequest, tuple[str, int]]:
+        loop = asyncio.get_running_loop()
+        data, source = await asyncio.wait_for(loop.sock_recvfrom(self.sock, 65535), 5)
+        return parse_request(data), source
+
+    async def send(self, message: SipResponse, destination: tuple[str, int]) -> None:
+        await asyncio.get_running_loop().sock_sendto(self.sock, bytes(message), destination)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_register_with_digest_challenge() -> None:
+    async def scenario(alice: UserAgent, bob: UserAgent) -> None:
+        registrar = RawPeer()
+        try:
+            host, port = registrar.address
+            registering = asyncio.create_task(
+                alice.register(
+                    SipUri(host=host, port=port),
+                    credentials=Credentials("alice", "pw"),
+                    expires=600,
+                )
+            )
+            first, source = await registrar.receive()
+            assert first.method == "REGISTER" and first.headers.get("Expires") == "600"
+            assert first.to.uri.user == "alice" and first.contacts[0].uri.port == alice.address[1]
+            challenge = 'Digest realm="reg", nonce="abc", algorithm=MD5, qop="auth"'
+            await registrar.send(
+                make_response(
+                    first, 401, to_tag="r", extra_headers=[("WWW-Authenticate", challenge)]
+                ),
+                source,
+            )
+            second, source = await registrar.receive()
+            assert second.call_id == first.call_id and second.cseq.seq == first.cseq.seq + 1
+            assert second.top_via.branch != first.top_via.branch
+            assert 'realm="reg"' in (second.headers.get("Authorization") or "")
+            contact = Address.parse(second.headers.get("Contact") or "")
+            contact.params["expires"] = "120"
+            await registrar.send(make_response(second, 200, to_tag="r", contact=contact), source)
+            assert await registering == 120
+        finally:
+            registrar.close()
+
+    run(scenario)
+
+
+def test_retransmitted_2xx_is_acked_again() -> None:
+    async def scenario(alice: UserAgent, bob: UserAgent) -> None:
+        peer = RawPeer()
+        try:
+            host, port = peer.address
+            offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
+            calling = asyncio.create_task(alice.call(SipUri(host=host, port=port, user="p"), offer))
+            invite, source = await peer.receive()
+            answer_sdp = answer_offer(
+                SessionDescription.parse(invite.body), CAPS, MEDIA_B, session_id=3, version=1
+            )
+            contact = Address(SipUri(host=host, port=port, user="p"))
+            ok = make_response(invite, 200, to_tag="p1", contact=contact, body=bytes(answer_sdp))
+            await peer.send(ok, source)
+            call = await calling
+            first_ack, _ = await peer.receive()
+            await peer.send(ok, source)  # as if the first ACK had been lost
+            second_ack, _ = await peer.receive()
+            assert first_ack.method == second_ack.method == "ACK"
+            assert bytes(first_ack) == bytes(second_ack)
+            assert call.dialog.remote_tag == "p1"
+        finally:
+            peer.close()
 
     run(scenario)

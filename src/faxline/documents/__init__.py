@@ -6,17 +6,22 @@ bounded worker processes for the server. Both raise ``DocumentError`` naming the
 
 from typing import TYPE_CHECKING, Any
 
-from faxline.documents.convert import convert_documents
 from faxline.documents.errors import ConverterSetupError, DocumentError
 from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Resolution
 from faxline.documents.sniff import sniff
 
 if TYPE_CHECKING:
+    from faxline.documents.convert import convert_documents
     from faxline.documents.pool import ConverterPool
 
 
 def __getattr__(name: str) -> Any:
-    # The pool (and asyncio with it) is imported on first use: `faxline convert` starts faster.
+    # The converters (numpy, pdfium, Pillow, asyncio) are imported on first use, so that
+    # importing the light names here (errors, values, sniff) costs nothing.
+    if name == "convert_documents":
+        from faxline.documents.convert import convert_documents
+
+        return convert_documents
     if name == "ConverterPool":
         from faxline.documents.pool import ConverterPool
 

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from faxline.documents.convert import convert_documents
 from faxline.documents.errors import DocumentError
 from faxline.documents.model import InputFile, Resolution
 
@@ -32,6 +31,8 @@ def add_convert_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
 
 def convert_command(args: argparse.Namespace) -> int:
     """Run ``faxline convert``; prints the pages written, or the error (exit status 1)."""
+    from faxline.documents.convert import convert_documents  # heavy: only when converting
+
     files = []
     for path in args.files:
         try:

@@ -21,7 +21,7 @@ from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Re
 from faxline.documents.sniff import Kind, sniff, text_encoding
 
 DEFAULT_LIMITS = ConversionLimits()
-_PIPELINE_DEPTH = 3  # pages rendered ahead of the coder: bounds memory
+_PIPELINE_DEPTH = 4  # pages rendered ahead of the coders: bounds memory
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _pdf_pages(job: Job, data: bytes) -> Iterator[npt.NDArray[np.uint8]]:
 def _encode_all(pages: Iterable[npt.NDArray[np.uint8]]) -> list[EncodedPage]:
     """G4-code pages on a helper thread while the caller's thread renders the next ones."""
     results: list[Future[EncodedPage]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faxline-g4") as coder:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="faxline-g4") as coder:
         try:
             for packed in pages:
                 if len(results) >= _PIPELINE_DEPTH:

@@ -59,11 +59,16 @@ class IncomingCall:
         self.local_tag = new_tag()
         self.cancelled = asyncio.Event()
 
-    def ringing(self, status: int = 180) -> None:
-        """Send a provisional response (180 Ringing or 183 Session Progress)."""
-        self.ua._respond(
-            self.transaction, make_response(self.request, status, to_tag=self.local_tag)
+    def ringing(self, status: int = 180, sdp: SessionDescription | None = None) -> None:
+        """Send 180 Ringing, or 183 Session Progress with ``sdp`` for early media."""
+        response = make_response(
+            self.request,
+            status,
+            to_tag=self.local_tag,
+            contact=self.ua.contact,
+            body=bytes(sdp) if sdp is not None else b"",
         )
+        self.ua._respond(self.transaction, response)
 
     def reject(
         self,
@@ -104,7 +109,9 @@ class IncomingCall:
 class IncomingReInvite:
     """A re-INVITE from the peer (e.g. the switch to T.38); ``accept`` or ``reject`` it."""
 
-    def __init__(self, call: Call, transaction: ServerInviteTransaction, request: SipRequest):
+    def __init__(
+        self, call: Call, transaction: ServerInviteTransaction, request: SipRequest
+    ) -> None:
         self.call = call
         self.transaction = transaction
         self.request = request

@@ -139,7 +139,7 @@ class Outbox:
 class Transaction:
     """What every transaction has: its request, peer, state and named timers."""
 
-    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers):
+    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers) -> None:
         self.request = request
         self.peer = peer
         self.state = State.TERMINATED
@@ -292,7 +292,7 @@ class ClientNonInviteTransaction(ClientTransaction):
 class ServerTransaction(Transaction):
     """Base of the server transactions: created by a request, answered by the TU."""
 
-    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers):
+    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers) -> None:
         super().__init__(request, peer, outbox, timers)
         self.last_response: SipResponse | None = None
 
@@ -314,7 +314,7 @@ class ServerTransaction(Transaction):
 class ServerInviteTransaction(ServerTransaction):
     """RFC 3261 17.2.1 with RFC 6026 (Timers G, H, I, L, and 2xx retransmission)."""
 
-    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers):
+    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers) -> None:
         super().__init__(request, peer, outbox, timers)
         self.state = State.PROCEEDING
         self._interval = timers.t1
@@ -373,7 +373,7 @@ class ServerInviteTransaction(ServerTransaction):
 class ServerNonInviteTransaction(ServerTransaction):
     """RFC 3261 17.2.2 (Timer J)."""
 
-    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers):
+    def __init__(self, request: SipRequest, peer: Address, outbox: Outbox, timers: Timers) -> None:
         super().__init__(request, peer, outbox, timers)
         self.state = State.TRYING
 

@@ -71,6 +71,7 @@ class UserAgent:
         self._waiters: dict[ClientTransaction, asyncio.Queue[SipResponse | CallFailed]] = {}
         self._calls: dict[tuple[str, str, str], Call] = {}
         self._pending: dict[ServerInviteTransaction, IncomingCall] = {}
+        self._registration: tuple[str, str, int] | None = None  # Call-ID, tag, last CSeq
 
     @classmethod
     async def listen(cls, host: str, port: int = 5060, **kwargs: object) -> UserAgent:
@@ -175,6 +176,61 @@ class UserAgent:
         request = SipRequest("OPTIONS", target, headers)
         return await self._request(request, destination or await _resolve(target))
 
+    async def register(
+        self,
+        registrar: SipUri | str,
+        *,
+        aor: SipUri | None = None,
+        credentials: Credentials | None = None,
+        expires: int = 3600,
+        destination: Address | None = None,
+    ) -> int:
+        """Register our Contact for ``aor`` (default: our user at the registrar's domain).
+
+        Answers one 401/407 with ``credentials``; returns the expiry the registrar granted
+        (0 after an un-REGISTER with ``expires=0``). Refreshing before it runs out is the
+        caller's job. Raises :class:`CallFailed` when the registrar refuses.
+        """
+        target = SipUri.parse(registrar) if isinstance(registrar, str) else registrar
+        record = aor or SipUri(host=target.host, user=self.user, port=target.port)
+        host, _ = self.address
+        if self._registration is None:
+            self._registration = (new_call_id(host), new_tag(), 0)
+        call_id, tag, cseq = self._registration
+        peer = destination or await _resolve(target)
+        authorization: list[tuple[str, str]] = []
+        for attempt in range(2):
+            cseq += 1
+            self._registration = (call_id, tag, cseq)
+            headers = Headers()
+            headers.add("Via", str(self._via()))
+            headers.add("Max-Forwards", "70")
+            headers.add("From", str(NameAddress(record).with_tag(tag)))
+            headers.add("To", str(NameAddress(record)))
+            headers.add("Call-ID", call_id)
+            headers.add("CSeq", f"{cseq} REGISTER")
+            headers.add("Contact", str(self.contact))
+            headers.add("Expires", str(expires))
+            for name, value in authorization:
+                headers.add(name, value)
+            request = SipRequest("REGISTER", target, headers)
+            response = await self._request(request, peer)
+            if response.status in (401, 407) and credentials is not None and attempt == 0:
+                try:
+                    authorize(request, response, credentials, cnonce=new_tag())
+                except DigestError as exc:
+                    raise CallFailed(response.status, f"cannot authenticate: {exc}") from exc
+                authorization = [
+                    (n, v)
+                    for n, v in request.headers
+                    if n in ("Authorization", "Proxy-Authorization")
+                ]
+                continue
+            if response.status >= 300:
+                raise CallFailed(response.status, response.reason)
+            return _granted_expiry(response, self.contact.uri, expires)
+        raise AssertionError("unreachable")
+
     async def _invite_once(self, invite: SipRequest, peer: Address, timeout: float) -> SipResponse:
         transaction, queue = self._start(invite, peer)
         provisional = False
@@ -265,6 +321,8 @@ class UserAgent:
             queue = self._waiters.get(event.transaction)
             if queue is not None:
                 queue.put_nowait(event.response)
+            else:
+                self._reack(event.response)
         elif isinstance(event, (TransactionTimeout, TransportError)):
             transaction = event.transaction
             queue = (
@@ -291,9 +349,16 @@ class UserAgent:
                 if call.invite_transaction is event.transaction:
                     call.bye_soon(reason="no ack")
         elif isinstance(event, StrayResponse):
-            call = self._find(event.response)
-            if call is not None and call.last_ack is not None and event.response.status < 300:
-                self.layer.send_stateless(call.last_ack, call.peer)  # 2xx retransmitted
+            self._reack(event.response)
+
+    def _reack(self, response: SipResponse) -> None:
+        """A 2xx to an INVITE we already ACKed came again: our ACK was lost, resend it."""
+        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
+            return
+        call = self._find(response)
+        ack = call.last_ack if call is not None else None
+        if call is not None and ack is not None and ack.cseq.seq == response.cseq.seq:
+            self.layer.send_stateless(ack, call.peer)
 
     def _find(self, message: SipRequest | SipResponse) -> Call | None:
         for call in self._calls.values():
@@ -376,6 +441,19 @@ async def _resolve(uri: SipUri) -> Address:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     address = infos[0][4]
     return str(address[0]), int(address[1])
+
+
+def _granted_expiry(response: SipResponse, contact: SipUri, requested: int) -> int:
+    """The expiry a REGISTER's 2xx grants our Contact (RFC 3261 10.2.4)."""
+    for address in response.contacts:
+        if address.uri.host_port() == contact.host_port() and address.uri.user == contact.user:
+            value = address.params.get("expires")
+            if value is not None and value.isdigit():
+                return int(value)
+    header = response.headers.get("Expires")
+    if header is not None and header.strip().isdigit():
+        return int(header.strip())
+    return requested
 
 
 def _uri_host(host: str) -> str:
