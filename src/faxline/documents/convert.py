@@ -2,7 +2,7 @@
 
 These functions run inside a worker process (see ``pool``) or in-process (see
 ``convert_documents``); either way all of pdfium's calls stay on one thread, while G4 coding
-runs on a second thread (ctypes releases the GIL), so rendering and coding overlap.
+runs on helper threads (ctypes releases the GIL), so rendering and coding overlap.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def serve(conn: Connection, memory_bytes: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m faxline.documents.worker FD MEMORY_BYTES``: serve on the inherited socket."""
+    """Serve on the inherited socket; ``argv`` is ``[FD, MEMORY_BYTES]`` (see ``pool``)."""
     fd, memory_bytes = int(argv[0]), int(argv[1])
     conn = Connection(fd)
     if memory_bytes > 0:
@@ -52,6 +52,8 @@ def main(argv: list[str]) -> None:
     # Import everything now: a worker too small to hold the converter dies here, at once,
     # instead of failing half-way through someone's document.
     preload()
+    import faxline.documents.images  # noqa: F401  (Pillow)
+
     serve(conn, 0)
 
 
