@@ -30,7 +30,12 @@ def _serve(args: argparse.Namespace) -> int:
         print("faxline: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     settings = _settings(
-        args, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key
+        args,
+        host=args.host,
+        port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        sip_listen=args.sip_listen,
     )
     app = create_app(settings)
     uvicorn.run(
@@ -79,6 +84,7 @@ def _worker(args: argparse.Namespace) -> int:
     import signal
 
     from faxline.delivery.dispatcher import Dispatcher
+    from faxline.gateway.service import SipGateway
     from faxline.store.db import make_engine, migrate, session_factory
     from faxline.store.files import FileStore
 
@@ -91,10 +97,20 @@ def _worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        dispatcher = Dispatcher(
-            session_factory(engine), FileStore(settings.documents_dir), settings
-        )
-        await dispatcher.run(stop)
+        sessions = session_factory(engine)
+        files = FileStore(settings.documents_dir)
+        gateway = None
+        if args.sip_listen != "off":
+            host, _, port = args.sip_listen.rpartition(":")
+            gateway = SipGateway(
+                settings, sessions, files, accept_inbound=False, listen=(host, int(port))
+            )
+            await gateway.start()
+        try:
+            await Dispatcher(sessions, files, settings, gateway=gateway).run(stop)
+        finally:
+            if gateway is not None:
+                await gateway.stop()
 
     try:
         asyncio.run(run())
@@ -115,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (default 8080)")
     serve.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--sip-listen",
+        metavar="HOST:PORT",
+        help="SIP address (FAXLINE_SIP_LISTEN; default 127.0.0.1:5060; 'off' for none)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     serve.set_defaults(handler=_serve)
@@ -126,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run only the dispatcher (shares the database)")
     worker.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
+    worker.add_argument(
+        "--sip-listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="SIP address for outbound calls (default 127.0.0.1, any port; 'off' for none)",
+    )
     worker.set_defaults(handler=_worker)
 
     add_convert_parser(sub)

@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     retry_unavailable_attempts: int = Field(5, ge=1)
     retry_unavailable_delay_s: float = Field(60.0, ge=0)
 
+    # SIP: where the user agent listens ("off" for none), media, inbound capacity.
+    sip_listen: str = Field("127.0.0.1:5060", pattern=r"^(off|\[?[0-9A-Za-z.:-]+\]?:[0-9]{1,5})$")
+    sip_media_host: str | None = Field(None, description="RTP/UDPTL address; default: SIP's")
+    sip_max_inbound_calls: int = Field(20, ge=1, le=10_000)
+    sip_answer_timeout_s: float = Field(60.0, gt=0)
+    sip_media_timeout_s: float = Field(20.0, gt=0)
+    sip_max_call_s: float = Field(1800.0, gt=0)
+
     # HTTP.
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -67,6 +75,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'faxline.sqlite3').resolve()}"
+
+    @property
+    def sip_address(self) -> tuple[str, int] | None:
+        """(host, port) of `sip_listen`, or None when SIP is off."""
+        if self.sip_listen == "off":
+            return None
+        host, _, port = self.sip_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def documents_dir(self) -> Path:

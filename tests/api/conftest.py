@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from faxline.documents.pool import ConverterPool
 from faxline.store.db import make_engine, migrate, session_factory
 from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Fax, FaxFile
+from faxline.testing.clock import ManualClock
 
 # Three organizations; in each a user, a colleague and an organization admin; one admin.
 TENANTS: dict[str, Any] = {
@@ -68,22 +68,11 @@ def converter() -> Iterator[ConverterPool]:
     pool.close()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
 @dataclass
 class Api:
     client: TestClient
     state: AppState
-    clock: Clock
+    clock: ManualClock
     tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, user: str) -> str:
@@ -145,7 +134,7 @@ def make_api(
         with sessions() as s:
             apply(s, parse(TENANTS))
             s.commit()
-        clock = Clock()
+        clock = ManualClock()
         pool = converter
         if "max_pages" in settings or "max_pixels" in settings:
             pool = ConverterPool(

@@ -71,13 +71,13 @@ def test_documented_example(api: Api) -> None:
 def test_raw_documented_request_is_a_clear_400(api: Api) -> None:
     """The page's literal example is not well-formed multipart: a 400 that says why."""
     raw = (
-        "------325343636-------\r\n"
-        'Content-Disposition:form-data; name="files"; filename="/path/to/file/fax.txt"\r\n'
-        "Content-Type;application/octet-stream\r\n\r\nThis is my fax\r\n"
-        "-------325343636\r\n"
-        'Content-Disposition:form-data; name="request";\r\n{\n"recipients":["7778888"]\n}\r\n'
-        "------325343636\r\n"
-    ).encode()
+        b"------325343636-------\r\n"
+        b'Content-Disposition:form-data; name="files"; filename="/path/to/file/fax.txt"\r\n'
+        b"Content-Type;application/octet-stream\r\n\r\nThis is my fax\r\n"
+        b"-------325343636\r\n"
+        b'Content-Disposition:form-data; name="request";\r\n{\n"recipients":["7778888"]\n}\r\n'
+        b"------325343636\r\n"
+    )
     r = post_raw(
         api, "/uapi/faxes/@me/0003*210", raw, "multipart/form-data; boundary=------325343636"
     )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 from PIL import Image
 
-from faxline.documents.faxtiff import write_fax_tiff
 from faxline.documents import Resolution
+from faxline.documents.faxtiff import write_fax_tiff
 from faxline.store import faxes as fax_store
 from faxline.store.models import Extension
 from tests.api.conftest import Api
-
-import numpy as np
 
 
 def receive(api: Api, number: str) -> int:

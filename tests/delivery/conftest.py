@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from faxline.store import faxes as fax_store
 from faxline.store.db import make_engine, migrate, session_factory
 from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Extension, Fax, User
+from faxline.testing.clock import ManualClock
 
 WORLD: dict[str, Any] = {
     "organizations": [{"code": "0003", "name": "Acme"}],
@@ -73,23 +73,12 @@ def sample_pages(count: int = 3, rows: int = 600) -> list[np.ndarray]:
     return pages
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
-
 @dataclass
 class World:
     settings: Settings
     sessions: Any
     files: FileStore
-    clock: Clock
+    clock: ManualClock
     pages: list[np.ndarray]
 
     def queue(self, recipients: list[str], sender: str = "0003*210") -> int:
@@ -165,7 +154,9 @@ def make_world(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Worl
         with sessions() as s:
             apply(s, parse(WORLD))
             s.commit()
-        return World(settings, sessions, FileStore(settings.documents_dir), Clock(), sample_pages())
+        return World(
+            settings, sessions, FileStore(settings.documents_dir), ManualClock(), sample_pages()
+        )
 
     yield make
     for engine in engines:

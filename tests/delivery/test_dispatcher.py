@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -47,7 +50,7 @@ def test_busy_then_answer(world: World) -> None:
     world.run(dispatcher)
     (d,) = world.deliveries(fax_id)
     assert (d.status, d.failure_reason, d.attempts) == ("retrying", "busy", 1)
-    assert d.next_attempt_at == world.clock() + __import__("datetime").timedelta(seconds=120)
+    assert d.next_attempt_at == world.clock() + dt.timedelta(seconds=120)
     world.run(world.dispatcher())  # not due yet
     assert world.deliveries(fax_id)[0].attempts == 1
     world.clock.advance(121)
@@ -124,3 +127,23 @@ def test_lossy_line_without_ecm_reports_bad_rows(world: World) -> None:
         0,
     )
     assert d.bad_rows and d.bad_rows > 0, "bad rows must be reported, not hidden"
+
+
+def test_route_capacity_holds_back_the_rest(world: World) -> None:
+    # The simulator route allows 2 calls at once; the dispatcher may run 4.
+    dispatcher = world.dispatcher(max_calls=4)
+    fax_ids = [world.queue(["5550001"]) for _ in range(4)]
+
+    async def one_round() -> None:
+        await dispatcher.run_once()
+        await dispatcher.idle()
+        await dispatcher.drain()
+
+    asyncio.run(one_round())
+    statuses = sorted(world.deliveries(f)[0].status for f in fax_ids)
+    assert statuses == ["delivered", "delivered", "queued", "queued"]
+    held = [world.deliveries(f)[0] for f in fax_ids if world.deliveries(f)[0].status == "queued"]
+    assert all(d.attempts == 0 and d.next_attempt_at > world.clock() for d in held)
+    world.clock.advance(2)
+    world.run(world.dispatcher())
+    assert all(world.deliveries(f)[0].status == "delivered" for f in fax_ids)

@@ -94,12 +94,15 @@ def test_errors_name_the_entry_and_change_nothing(
     bad = json.loads(json.dumps(EXAMPLE))
     bad["organizations"].append({"code": "0004", "name": "Beta"})
     mutate(bad)
-    with pytest.raises(
-        ProvisionError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    with (
+        pytest.raises(
+            ProvisionError,
+            match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)"),
+        ),
+        sessions() as s,
     ):
-        with sessions() as s:
-            apply(s, parse(bad))
-            s.commit()
+        apply(s, parse(bad))
+        s.commit()
     assert counts(sessions) == (0, 0, 0, 0)
     engine.dispose()
 
@@ -118,6 +121,6 @@ def test_cli(tmp_path: Path) -> None:
     assert "extensions[0] ('0003*210'): owner 'nobody' does not exist" in r.stderr
     r = subprocess.run([*cmd, str(good)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "1 organizations, 3 users, 1 extensions, 1 apps, 0 routes" in r.stdout
+    assert "1 organizations, 3 users, 1 extensions, 1 apps, 0 routes, 0 trunks" in r.stdout
     r = subprocess.run([*cmd, str(tmp_path / "missing.json")], capture_output=True, text=True)
     assert r.returncode == 1 and "cannot read" in r.stderr

@@ -106,6 +106,17 @@ def test_a_cancelled_conversion_frees_its_worker() -> None:
     asyncio.run(run())
 
 
+def test_one_worker_serves_queued_requests_from_several_event_loops() -> None:
+    async def many(pool: ConverterPool) -> list[int]:
+        files = [[InputFile(f"{n}.txt", f"page {n}".encode())] for n in range(4)]
+        documents = await asyncio.gather(*(pool.convert(f) for f in files))
+        return [d.pages for d in documents]
+
+    with ConverterPool(workers=1) as pool:
+        assert asyncio.run(many(pool)) == [1, 1, 1, 1]
+        assert asyncio.run(many(pool)) == [1, 1, 1, 1]
+
+
 def test_closed_pool_refuses_work() -> None:
     pool = ConverterPool(workers=1)
     pool.close()

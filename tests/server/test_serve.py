@@ -29,6 +29,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
     if shutil.which("openssl") is None:
@@ -66,6 +72,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
         env=env,
     )
     port = free_port()
+    env["FAXLINE_SIP_LISTEN"] = f"127.0.0.1:{free_udp_port()}"
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -147,6 +154,8 @@ def test_demo_fax_is_delivered_over_https(server: tuple[str, ssl.SSLContext]) ->
         assert (local["pagesSent"], local["ecm"], local["transport"]) == (1, True, "t38")
         assert local["bitRate"] == 14400
         assert (busy["failureReason"], busy["attempts"]) == ("busy", 1) and busy["nextAttemptAt"]
+        assert [a["outcome"] for a in busy["history"]] == ["busy"]
+        assert local["history"][0]["remoteIdent"] == "+15550100211"
         assert view["status"] == "sending"
 
         bob = {"Authorization": f"Bearer {token(client, 'bob')}"}

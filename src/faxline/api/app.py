@@ -15,6 +15,7 @@ from faxline.config import Settings
 from faxline.delivery.dispatcher import Dispatcher
 from faxline.documents import ConversionLimits
 from faxline.documents.pool import ConverterPool
+from faxline.gateway.service import SipGateway
 from faxline.store.db import make_engine, migrate, session_factory
 from faxline.store.files import FileStore
 
@@ -56,8 +57,14 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         app.state.faxline = current
         stop = asyncio.Event()
         runner = None
+        gateway = None
+        if owned and current.settings.sip_address is not None:
+            gateway = SipGateway(current.settings, current.sessions, current.files)
+            await gateway.start()
         if owned and current.settings.dispatcher:
-            current.dispatcher = Dispatcher(current.sessions, current.files, current.settings)
+            current.dispatcher = Dispatcher(
+                current.sessions, current.files, current.settings, gateway=gateway
+            )
             runner = asyncio.create_task(current.dispatcher.run(stop))
         try:
             yield
@@ -65,6 +72,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             stop.set()
             if runner is not None:
                 await runner  # drains: running calls finish or are given back
+            if gateway is not None:
+                await gateway.stop()
             if owned:
                 close_state(current)
 

@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from faxline.clock import utc_now
 from faxline.config import Settings
 from faxline.delivery.dispatcher import Dispatcher
 from faxline.documents.pool import ConverterPool
 from faxline.store.files import FileStore
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from faxline.delivery.status import fax_status
-from faxline.store.models import Delivery, Fax
+from faxline.store.models import Attempt, Delivery, Fax
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -15,6 +15,26 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
+
+
+def attempt_view(a: Attempt) -> dict[str, Any]:
+    return _compact(
+        {
+            "started": _iso(a.started_at),
+            "ended": _iso(a.ended_at),
+            "outcome": a.outcome,
+            "pagesSent": a.pages_sent,
+            "bitRate": a.bit_rate,
+            "ecm": a.ecm,
+            "transport": a.transport,
+            "badRows": a.bad_rows or None,
+            "remoteIdent": a.remote_ident,
+            "t30Code": a.t30_code,
+            "t30Text": a.t30_text,
+            "sipStatus": a.sip_status,
+            "sipReason": a.sip_reason,
+        }
+    )
 
 
 def delivery_view(d: Delivery) -> dict[str, Any]:
@@ -37,6 +57,7 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
             "created": _iso(d.created_at),
             "updated": _iso(d.updated_at),
             "completed": _iso(d.completed_at),
+            "history": [attempt_view(a) for a in d.attempt_log] or None,
         }
     )
 

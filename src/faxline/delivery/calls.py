@@ -53,6 +53,8 @@ class CallOutcome:
     t30_text: str | None = None
     received: str | None = None  # path of what the far end received, if it got a whole fax
     received_pages: int = 0
+    sip_status: int | None = None
+    sip_reason: str | None = None
 
 
 def place_call(plan: CallPlan) -> CallOutcome:

@@ -21,22 +21,21 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from faxline.clock import utc_now
 from faxline.config import Settings
 from faxline.delivery import queue
 from faxline.delivery.calls import CallOutcome, CallPlan, place_call
 from faxline.delivery.policy import Cause, Retry, RetryPolicy, decide
-from faxline.delivery.routing import LocalRoute, NoRoute, SimulatorRoute, route
+from faxline.delivery.routing import LocalRoute, NoRoute, SimulatorRoute, SipRoute, route
 from faxline.delivery.simulator import Behaviour
-from faxline.documents.faxtiff import check_fax_tiff
+from faxline.fax.job import fax_text
+from faxline.gateway.outbound import SipTimers, call_trunk
+from faxline.gateway.service import SipGateway
 from faxline.store import faxes as fax_store
 from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Fax
 
 log = logging.getLogger("faxline.dispatcher")
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -48,10 +47,6 @@ def policy_from(settings: Settings) -> RetryPolicy:
     )
 
 
-def _ascii(text: str | None, limit: int) -> str:
-    return "".join(ch for ch in (text or "") if " " <= ch <= "~")[:limit]
-
-
 @dataclass
 class _Prepared:
     plan: CallPlan | None
@@ -60,6 +55,7 @@ class _Prepared:
     local_extension: int | None = None
     keep_received: bool = False
     outcome: CallOutcome | None = None  # decided without a call (no route)
+    sip: SipRoute | None = None  # a call through a trunk, placed from this event loop
 
 
 class Dispatcher:
@@ -73,6 +69,7 @@ class Dispatcher:
         *,
         worker_id: str | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        gateway: SipGateway | None = None,
     ) -> None:
         self.sessions = sessions
         self.files = files
@@ -80,6 +77,7 @@ class Dispatcher:
         self.policy = policy_from(settings)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
+        self.gateway = gateway
         self._executor: ProcessPoolExecutor | None = None
         self._running: dict[asyncio.Task[None], queue.Claim] = {}
         self._per_route: Counter[str] = Counter()
@@ -178,6 +176,8 @@ class Dispatcher:
                 return
             if prepared.outcome is not None:
                 outcome = prepared.outcome
+            elif prepared.sip is not None:
+                outcome = await self._sip_call(claim, prepared)
             else:
                 assert prepared.plan is not None
                 outcome = await self._call(claim, prepared.plan)
@@ -195,6 +195,30 @@ class Dispatcher:
             log.error("call process for delivery %d died", claim.delivery_id)
             self._executor = None
             return CallOutcome(Cause.INTERRUPTED)
+        finally:
+            heartbeat.cancel()
+
+    async def _sip_call(self, claim: queue.Claim, prepared: _Prepared) -> CallOutcome:
+        assert prepared.sip is not None and prepared.plan is not None
+        if self.gateway is None:
+            return CallOutcome(Cause.UNAVAILABLE, sip_reason="SIP is off in this process")
+        plan = prepared.plan
+        heartbeat = asyncio.create_task(self._heartbeat(claim))
+        try:
+            return await call_trunk(
+                self.gateway.ua,
+                prepared.sip,
+                document=plan.document,
+                ident=plan.ident,
+                header=plan.header,
+                caller_id=plan.ident or None,
+                media_host=self.gateway.media_host,
+                timers=SipTimers(
+                    answer_timeout_s=self.settings.sip_answer_timeout_s,
+                    media_timeout_s=self.settings.sip_media_timeout_s,
+                    max_duration_s=self.settings.sip_max_call_s,
+                ),
+            )
         finally:
             heartbeat.cancel()
 
@@ -243,8 +267,8 @@ class Dispatcher:
             sender = fax.extension
             base = CallPlan(
                 document=str(self.files.path(fax.document)),
-                ident=_ascii(sender.caller_id, 20),
-                header=_ascii(sender.header, 50),
+                ident=fax_text(sender.caller_id, 20),
+                header=fax_text(sender.header, 50),
                 ecm=True,
                 transport=self.settings.local_transport,
                 receive_into="",
@@ -256,11 +280,13 @@ class Dispatcher:
             return _Prepared(
                 None, where.route, 1, outcome=CallOutcome(Cause.NO_ROUTE, t30_text=where.reason)
             )
+        if isinstance(where, SipRoute):
+            return _Prepared(base, where.route, where.max_calls, sip=where)
         if isinstance(where, LocalRoute):
             plan = _replace(
                 base,
                 receive_into=str(self.files.staging_path()),
-                far_ident=_ascii(where.ident, 20),
+                far_ident=fax_text(where.ident, 20),
             )
             return _Prepared(plan, "local", 10**6, local_extension=where.extension_id)
         assert isinstance(where, SimulatorRoute)
@@ -305,16 +331,13 @@ class Dispatcher:
                     s.rollback()
                     return
                 if received is not None and prepared.local_extension is not None:
-                    info = check_fax_tiff(received)
                     fax = s.get(Fax, claim.fax_id)
                     assert fax is not None
-                    _, published = fax_store.add_incoming(
+                    _, published = fax_store.add_received(
                         s,
                         self.files,
                         received,
                         extension_id=prepared.local_extension,
-                        pages=info.pages,
-                        resolution="fine" if info.page_info[0].y_dpi > 150 else "standard",
                         remote_ident=prepared.plan.ident if prepared.plan else None,
                         remote_number=fax.extension.number,
                         now=now,

@@ -21,11 +21,12 @@ class Cause(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the route could not take the call now (SIP 503, capacity)
     INTERRUPTED = "interrupted"  # our process stopped mid-call
     NO_ROUTE = "no_route"
+    INVALID_NUMBER = "invalid_number"  # the far network says the number does not exist
     REJECTED = "rejected"
     DOCUMENT_ERROR = "document_error"
 
 
-PERMANENT = frozenset({Cause.NO_ROUTE, Cause.REJECTED, Cause.DOCUMENT_ERROR})
+PERMANENT = frozenset({Cause.NO_ROUTE, Cause.INVALID_NUMBER, Cause.REJECTED, Cause.DOCUMENT_ERROR})
 
 # SpanDSP T.30 completion codes (spandsp/t30.h) that no retry can fix.
 _T30_REJECTED = frozenset({8, 9, 11, 12})  # incompatible, cannot receive, resolution, size
@@ -41,6 +42,19 @@ def cause_of_t30(code: int) -> Cause:
     if code in _T30_DOCUMENT:
         return Cause.DOCUMENT_ERROR
     return Cause.T30_FAILURE
+
+
+def cause_of_sip(status: int) -> Cause:
+    """The cause behind the final SIP answer to an INVITE that set up no call."""
+    if status in (486, 600):
+        return Cause.BUSY
+    if status in (408, 480, 487):
+        return Cause.NO_ANSWER
+    if status in (404, 484, 604, 410):
+        return Cause.INVALID_NUMBER
+    if status in (503, 500, 502, 504) or 500 <= status < 600:
+        return Cause.UNAVAILABLE
+    return Cause.REJECTED  # 401/403/407 (our credentials), 488/606 (media), other 4xx/6xx
 
 
 @dataclass(frozen=True)

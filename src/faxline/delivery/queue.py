@@ -197,6 +197,8 @@ def finish(
                 remote_ident=outcome.remote_ident,
                 t30_code=outcome.t30_code,
                 t30_text=outcome.t30_text,
+                sip_status=outcome.sip_status,
+                sip_reason=outcome.sip_reason,
             )
         )
     return True

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from faxline.delivery.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.numbers import is_extension_form, split_full
+from faxline.directory.trunks import TrunkConfig
 from faxline.store.models import Extension, Organization, Route
 
 
@@ -32,12 +33,22 @@ class SimulatorRoute:
 
 
 @dataclass(frozen=True)
+class SipRoute:
+    """Call the number through a SIP trunk."""
+
+    number: str  # as the trunk wants it
+    trunk: TrunkConfig
+    route: str
+    max_calls: int
+
+
+@dataclass(frozen=True)
 class NoRoute:
     reason: str
     route: str = "none"
 
 
-Destination = LocalRoute | SimulatorRoute | NoRoute
+Destination = LocalRoute | SimulatorRoute | SipRoute | NoRoute
 
 
 def route(session: Session, destination: str) -> Destination:
@@ -59,13 +70,31 @@ def route(session: Session, destination: str) -> Destination:
         if destination in ext.dids:
             return LocalRoute(extension_id=ext.id, number=ext.number, ident=ext.caller_id or "")
 
-    for r in session.scalars(select(Route).where(Route.kind == "simulator").order_by(Route.id)):
-        numbers = SimulatorConfig.model_validate(r.config).numbers
-        if destination in numbers:
-            return SimulatorRoute(
+    # Longest prefix wins; a simulated number is an exact match and beats any prefix.
+    best: tuple[int, Destination] | None = None
+    for r in session.scalars(select(Route).order_by(Route.id)):
+        candidate: Destination
+        if r.kind == "simulator":
+            numbers = SimulatorConfig.model_validate(r.config).numbers
+            if destination not in numbers:
+                continue
+            score = 1000 + len(destination)
+            candidate = SimulatorRoute(
                 number=destination,
                 behaviour=numbers[destination],
                 route=r.name,
                 max_calls=r.max_calls,
             )
-    return NoRoute(f"no route serves {destination}")
+        elif r.kind == "trunk":
+            trunk = TrunkConfig.model_validate(r.config)
+            score = trunk.matches(destination)
+            if not score:
+                continue
+            candidate = SipRoute(
+                number=trunk.rewrite(destination), trunk=trunk, route=r.name, max_calls=r.max_calls
+            )
+        else:
+            continue
+        if best is None or score > best[0]:
+            best = (score, candidate)
+    return best[1] if best is not None else NoRoute(f"no route serves {destination}")

@@ -25,6 +25,7 @@ from faxline.auth.context import Role
 from faxline.auth.secrets import hash_secret, verify_secret
 from faxline.delivery.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.numbers import NumberError, is_phone_number, split_full
+from faxline.directory.trunks import TrunkConfig
 from faxline.store.models import App, Extension, Organization, Route, User
 
 
@@ -102,12 +103,25 @@ class RouteSpec(_Entry):
         return v
 
 
+class TrunkSpec(TrunkConfig):
+    """A trunk entry of the file: a TrunkConfig with a name and a call limit."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    max_calls: int = Field(10, alias="maxCalls", ge=1, le=1000)
+
+    def config(self) -> dict[str, Any]:
+        return TrunkConfig.model_validate(
+            self.model_dump(exclude={"name", "max_calls"}, by_alias=True)
+        ).model_dump(mode="json", by_alias=True)
+
+
 class ProvisionFile(_Entry):
     organizations: list[OrganizationSpec] = Field(default_factory=list)
     users: list[UserSpec] = Field(default_factory=list)
     extensions: list[ExtensionSpec] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
     routes: list[RouteSpec] = Field(default_factory=list)
+    trunks: list[TrunkSpec] = Field(default_factory=list)
 
 
 def load(path: Path) -> ProvisionFile:
@@ -142,7 +156,8 @@ def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
             node = node[key] if isinstance(node, list) and key < len(node) else None
             if isinstance(node, dict):
                 label = next(
-                    (node[k] for k in ("id", "code", "number", "clientId") if k in node), None
+                    (node[k] for k in ("id", "code", "number", "clientId", "name") if k in node),
+                    None,
                 )
                 if label is not None:
                     parts.append(f" ({label!r})")
@@ -214,6 +229,14 @@ def apply(session: Session, spec: ProvisionFile) -> dict[str, int]:
         route.kind = r.type
         route.max_calls = r.max_calls
         route.config = SimulatorConfig(numbers=r.numbers).model_dump(mode="json", by_alias=True)
+    for t in spec.trunks:
+        route = session.scalar(select(Route).where(Route.name == t.name))
+        if route is None:
+            route = Route(name=t.name)
+            session.add(route)
+        route.kind = "trunk"
+        route.max_calls = t.max_calls
+        route.config = t.config()
     session.flush()
     return {
         "organizations": len(spec.organizations),
@@ -221,6 +244,7 @@ def apply(session: Session, spec: ProvisionFile) -> dict[str, int]:
         "extensions": len(spec.extensions),
         "apps": len(spec.apps),
         "routes": len(spec.routes),
+        "trunks": len(spec.trunks),
     }
 
 
@@ -230,7 +254,7 @@ def _check_references(spec: ProvisionFile, org_codes: set[str], users: dict[str,
     _unique("users", [u.id for u in spec.users])
     _unique("extensions", [x.number for x in spec.extensions])
     _unique("apps", [a.client_id for a in spec.apps])
-    _unique("routes", [r.name for r in spec.routes])
+    _unique("routes", [r.name for r in spec.routes] + [t.name for t in spec.trunks])
     user_orgs: dict[str, str | None] = {}
     for uid, user in users.items():
         user_orgs[uid] = user.organization.code if user.organization else None

@@ -43,7 +43,10 @@ def render_pages(
     stays crisp next to photos.
     """
     for index in indices:
-        page = doc[index]
+        try:
+            page = doc[index]
+        except pdfium.PdfiumError:
+            raise DocumentError(name, f"page {index + 1} of the PDF is corrupt") from None
         try:
             yield _render_page(page, resolution, name, index)
         finally:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -121,6 +122,52 @@ class _Worker:
             process.wait()
 
 
+class _IdleWorkers:
+    """Idle workers, awaitable from any event loop (an asyncio.Queue is bound to one)."""
+
+    def __init__(self, workers: Sequence[_Worker]) -> None:
+        self._lock = threading.Lock()
+        self._free = list(workers)
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Worker]]] = deque()
+
+    async def get(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            waiter: asyncio.Future[_Worker] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, waiter) in self._waiters:
+                    self._waiters.remove((loop, waiter))
+            if waiter.done() and not waiter.cancelled():
+                self.put(waiter.result())  # handed over just as we were cancelled
+            raise
+
+    def put(self, worker: _Worker) -> None:
+        """Give a worker back (from any thread)."""
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self._free.append(worker)
+                    return
+                loop, waiter = self._waiters.popleft()
+            try:
+                loop.call_soon_threadsafe(self._hand_over, waiter, worker)
+                return
+            except RuntimeError:  # that waiter's event loop is closed: try the next one
+                continue
+
+    def _hand_over(self, waiter: asyncio.Future[_Worker], worker: _Worker) -> None:
+        if waiter.done():
+            self.put(worker)
+        else:
+            waiter.set_result(worker)
+
+
 class ConverterPool:
     """Converts documents in ``workers`` processes, each bounded by ``limits``.
 
@@ -135,7 +182,7 @@ class ConverterPool:
         self._size = workers
         self._workers = [_Worker(limits.memory_bytes) for _ in range(workers)]
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="faxline-converter")
-        self._idle: asyncio.Queue[_Worker] | None = None
+        self._idle = _IdleWorkers(self._workers)
         self._closed = False
 
     def __enter__(self) -> ConverterPool:
@@ -158,20 +205,12 @@ class ConverterPool:
         for worker in self._workers:
             worker.kill()
 
-    def _queue(self) -> asyncio.Queue[_Worker]:
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            for worker in self._workers:
-                self._idle.put_nowait(worker)
-        return self._idle
-
     async def _run(self, request: Request) -> Any:
         if self._closed:
             raise RuntimeError("the converter pool is closed")
         job = request[1]
-        idle = self._queue()
+        idle = self._idle
         worker = await idle.get()
-        loop = asyncio.get_running_loop()
         call = self._threads.submit(worker.call, request, self.limits.timeout_s)
         try:
             return await asyncio.wrap_future(call)
@@ -185,12 +224,12 @@ class ConverterPool:
             ) from None
         finally:
             if call.done():
-                idle.put_nowait(worker)
+                idle.put(worker)
             else:
                 # Cancelled while the worker converts: stop it; its thread then sees the
                 # end of the socket, and the worker goes back to the pool once that is done.
                 worker.interrupt()
-                call.add_done_callback(lambda _: loop.call_soon_threadsafe(idle.put_nowait, worker))
+                call.add_done_callback(lambda _: idle.put(worker))
 
     async def convert(
         self, files: Sequence[InputFile], *, resolution: Resolution = Resolution.FINE

@@ -21,6 +21,11 @@ class Direction(enum.Enum):
     RECEIVE = "receive"
 
 
+def fax_text(text: str | None, limit: int) -> str:
+    """`text` cut down to what T.30 can carry: printable ASCII, at most `limit` characters."""
+    return "".join(ch for ch in (text or "") if " " <= ch <= "~")[:limit]
+
+
 def _check_text(name: str, value: str, limit: int) -> None:
     if len(value) > limit:
         raise FaxOptionError(f"{name} is {len(value)} characters long; at most {limit} allowed")

@@ -12,8 +12,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from faxline.delivery.status import UNFINISHED, DeliveryStatus
+from faxline.documents.faxtiff import check_fax_tiff
 from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Extension, Fax, FaxFile, User
+
+_DELIVERIES = selectinload(Fax.deliveries).selectinload(Delivery.attempt_log)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,32 @@ def add_incoming(
     return fax, files.publish(staged, name)
 
 
+def add_received(
+    session: Session,
+    files: FileStore,
+    staged: Path,
+    *,
+    extension_id: int,
+    remote_ident: str | None,
+    remote_number: str | None,
+    now: dt.datetime,
+) -> tuple[Fax, Path]:
+    """`add_incoming` for a TIFF a fax session just wrote: pages and resolution are read
+    from the file, which must be a valid fax TIFF."""
+    info = check_fax_tiff(staged)
+    return add_incoming(
+        session,
+        files,
+        staged,
+        extension_id=extension_id,
+        pages=info.pages,
+        resolution="fine" if info.page_info[0].y_dpi > 150 else "standard",
+        remote_ident=remote_ident,
+        remote_number=remote_number,
+        now=now,
+    )
+
+
 def create_incoming(
     session: Session,
     files: FileStore,
@@ -168,7 +197,7 @@ def list_for_extension(
     rows = session.scalars(
         select(Fax)
         .where(*where)
-        .options(selectinload(Fax.deliveries), selectinload(Fax.documents))
+        .options(_DELIVERIES, selectinload(Fax.documents))
         .order_by(Fax.created_at.desc(), Fax.id.desc())
         .offset(start)
         .limit(count)
@@ -177,9 +206,7 @@ def list_for_extension(
 
 
 def get_for_extension(session: Session, extension_id: int, fax_id: int) -> Fax | None:
-    fax = session.get(
-        Fax, fax_id, options=[selectinload(Fax.deliveries), selectinload(Fax.documents)]
-    )
+    fax = session.get(Fax, fax_id, options=[_DELIVERIES, selectinload(Fax.documents)])
     if fax is None or fax.extension_id != extension_id:
         return None
     return fax

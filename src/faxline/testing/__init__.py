@@ -1,0 +1,1 @@
+"""Test doubles that ship with faxline, for its tests and for yours."""
