@@ -12,7 +12,7 @@ from faxline.fax.job import FaxJob
 from faxline.sip.digest import Credentials
 from faxline.sip.ua import UserAgent
 from faxline.sip.uri import SipUri
-from faxline.telephony import SipFaxResult, T38Mode, send_fax
+from faxline.telephony import Ending, MediaSetupError, SipFaxResult, T38Mode, send_fax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +61,8 @@ async def call_trunk(
         )
     except FaxDocumentError as e:
         return CallOutcome(Cause.DOCUMENT_ERROR, t30_text=str(e))
+    except MediaSetupError as e:
+        return CallOutcome(Cause.UNAVAILABLE, sip_reason=f"media: {e}")
     return outcome_of(result)
 
 
@@ -68,11 +70,17 @@ def outcome_of(result: SipFaxResult) -> CallOutcome:
     """Map a SIP fax call's result onto the dispatcher's causes."""
     fax = result.fax
     if fax is None:
-        status = result.sip_status or 408
+        if result.ended == Ending.NO_ANSWER:
+            cause = Cause.NO_ANSWER
+        elif result.sip_status is not None and 200 <= result.sip_status < 300:
+            # Answered, but no usable media or T.38 refused where it is required.
+            cause = Cause.REJECTED if result.ended != Ending.MEDIA_ERROR else Cause.UNAVAILABLE
+        else:
+            cause = cause_of_sip(result.sip_status or 408)
         return CallOutcome(
-            cause_of_sip(status),
+            cause,
             sip_status=result.sip_status,
-            sip_reason=result.sip_reason or result.ended,
+            sip_reason=f"{result.sip_reason or ''} ({result.ended})".strip(),
         )
     cause = cause_of_t30(fax.completion_code)
     if cause is Cause.DELIVERED and not fax.success:

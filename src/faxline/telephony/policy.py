@@ -110,7 +110,8 @@ def choose_stream(streams: list[NegotiatedMedia], mode: T38Mode) -> NegotiatedMe
         return images[0] if images else None
     if mode is T38Mode.NEVER:
         return audios[0] if audios else None
-    return (images or audios or [None])[0]
+    chosen = images or audios
+    return chosen[0] if chosen else None
 
 
 def answer_reinvite(

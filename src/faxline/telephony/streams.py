@@ -33,9 +33,9 @@ from faxline.fax.g711 import Codec, decode, encode
 from faxline.fax.t38 import IfpPacket, T38FaxSession
 from faxline.sip.errors import RtpParseError, UdptlParseError
 from faxline.sip.negotiation import PCMA, PCMU
-from faxline.sip.rtp import Frame, JitterBuffer, RtpPacket, RtpSender
+from faxline.sip.rtp import Frame, JitterBuffer, Lost, RtpPacket, RtpSender
 from faxline.sip.sdp import T38Options
-from faxline.sip.udptl import Ifp, UdptlPacket, UdptlReceiver, UdptlSender
+from faxline.sip.udptl import Ifp, IfpLost, UdptlPacket, UdptlReceiver, UdptlSender
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ IDLE_FILL_S = 0.2
 """Without any RTP for this long, feed silence so T.30 timers run (the far end is mute)."""
 UDPTL_REDUNDANCY = 3
 """Earlier IFPs repeated in each UDPTL datagram (when the far end accepts redundancy)."""
+T38_QUIET_FLOOR_S = 8.0
+"""The shortest media timeout over T.38: longer than T.30's silences (T2 is 6 s)."""
 UDPTL_FLUSH_S = 0.5
 """A missing IFP still held after this long without traffic is given up on."""
 CODECS = {PCMU: Codec.PCMU, PCMA: Codec.PCMA}
@@ -118,7 +120,7 @@ class AudioStream(_Stream):
         self._rx_codec = self._tx_codec
         self._sender = RtpSender(payload_type, ssrc, sequence, timestamp)
         self._jitter = JitterBuffer(jitter_depth, BLOCK_SAMPLES)
-        self._ready: list[Frame | object] = []
+        self._ready: list[Frame | Lost] = []
 
     def receive(self, data: bytes, now: float) -> bool:
         """Take one datagram from the RTP socket; False if it was malformed (dropped)."""
@@ -167,9 +169,8 @@ class AudioStream(_Stream):
             if frames:
                 session.receive_audio(frames[0] if len(frames) == 1 else np.concatenate(frames))
                 frames = []
-            samples = getattr(item, "samples", BLOCK_SAMPLES)
-            self.stats.lost += getattr(item, "count", 1)
-            session.receive_lost(samples)
+            self.stats.lost += item.count
+            session.receive_lost(item.samples)
         if frames:
             session.receive_audio(frames[0] if len(frames) == 1 else np.concatenate(frames))
 
@@ -193,9 +194,7 @@ class T38Stream(_Stream):
 
     kind = "udptl"
 
-    def __init__(
-        self, session: T38FaxSession, *, remote: T38Options | None, now: float
-    ) -> None:
+    def __init__(self, session: T38FaxSession, *, remote: T38Options | None, now: float) -> None:
         super().__init__(now)
         self.session = session
         no_ec = remote is not None and remote.udp_ec in (None, "t38UDPNoEC")
@@ -222,23 +221,23 @@ class T38Stream(_Stream):
         self._take(self._receiver.push(packet))
         return True
 
-    def _take(self, items: list[Ifp | object]) -> None:
+    def _take(self, items: list[Ifp | IfpLost]) -> None:
         for item in items:
             if isinstance(item, Ifp):
                 self._ready.append(item)
             else:
-                self.stats.lost += getattr(item, "count", 1)
+                self.stats.lost += item.count
 
     def tick(self, now: float) -> list[bytes]:
         """Move the session on 20 ms; return the UDPTL datagrams to send."""
         session = self.session
         if session.closed:
             return []
-        if not self._flushed and self.last_received is not None:
-            if now - self.last_received >= UDPTL_FLUSH_S:
-                # No later datagram will bring what is still missing: give up on it.
-                self._take(list(self._receiver.flush()))
-                self._flushed = True
+        last = self.last_received
+        if not self._flushed and last is not None and now - last >= UDPTL_FLUSH_S:
+            # No later datagram will bring what is still missing: give up on it.
+            self._take(self._receiver.flush())
+            self._flushed = True
         if self._ready:
             ready, self._ready = self._ready, []
             for ifp in ready:
@@ -263,14 +262,24 @@ class Watchdog:
 
     The media clock restarts whenever the stream changes (:meth:`restart`). A stream is
     quiet when nothing has been received for ``media_timeout_s`` (since it started, if
-    nothing ever came); over T.38 the far end legitimately says nothing while we send a
-    page, so our own page data counts as activity there.
+    nothing ever came). Over T.38 the far end legitimately says nothing while we send a
+    page, so our own page data counts as activity there; and it is quiet between T.30
+    messages (for up to T2, 6 s), so over T.38 the timeout is at least ``t38_floor_s``
+    (:data:`T38_QUIET_FLOOR_S` of call time).
     """
 
-    def __init__(self, *, media_timeout_s: float, max_duration_s: float, now: float) -> None:
+    def __init__(
+        self,
+        *,
+        media_timeout_s: float,
+        max_duration_s: float,
+        now: float,
+        t38_floor_s: float | None = None,
+    ) -> None:
         if media_timeout_s <= 0 or max_duration_s <= 0:
             raise ValueError("timeouts must be positive")
         self.media_timeout_s = media_timeout_s
+        self.t38_floor_s = T38_QUIET_FLOOR_S if t38_floor_s is None else t38_floor_s
         self.max_duration_s = max_duration_s
         self.started = now
         self._since = now
@@ -292,6 +301,11 @@ class Watchdog:
         """``"max_duration"``, ``"media_timeout"`` or None (all is well)."""
         if now - self.started >= self.max_duration_s:
             return "max_duration"
-        if stream is not None and self.quiet_for(stream, now) >= self.media_timeout_s:
+        if stream is None:
+            return None
+        limit = self.media_timeout_s
+        if isinstance(stream, T38Stream):
+            limit = max(limit, self.t38_floor_s)
+        if self.quiet_for(stream, now) >= limit:
             return "media_timeout"
         return None

@@ -1,0 +1,26 @@
+"""Fax over SIP: media endpoints (RTP G.711, UDPTL T.38) and the call flows.
+
+:func:`send_fax` places a call and sends a document, :func:`receive_fax` answers one and
+receives; both switch to T.38 by re-INVITE as their :class:`T38Mode` says, and return a
+:class:`SipFaxResult` instead of raising for anything the far end does. Modules:
+:mod:`.policy` (which SDP to offer and accept, pure), :mod:`.streams` (sans-I/O RTP and
+UDPTL streams feeding SpanDSP sessions, and the media watchdog), :mod:`.media` (the
+asyncio shell: sockets and the 20 ms ticker), :mod:`.faxcall` (the call flows; its
+docstring describes them and their timers), :mod:`.results`, :mod:`.errors`.
+"""
+
+from faxline.telephony.errors import MediaSetupError, TelephonyError
+from faxline.telephony.faxcall import receive_fax, send_fax
+from faxline.telephony.media import MediaOptions
+from faxline.telephony.results import Ending, SipFaxResult, T38Mode
+
+__all__ = [
+    "Ending",
+    "MediaOptions",
+    "MediaSetupError",
+    "SipFaxResult",
+    "T38Mode",
+    "TelephonyError",
+    "receive_fax",
+    "send_fax",
+]
