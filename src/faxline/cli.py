@@ -6,15 +6,16 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from faxline.config import Settings
+if TYPE_CHECKING:  # imported lazily: `faxline convert` should start fast
+    from faxline.config import Settings
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     """Environment (`FAXLINE_*`) first, overridden by the flags that were given."""
+    from faxline.config import Settings
+
     overrides = {k: v for k, v in extra.items() if v is not None}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError
+
     try:
         result: int = args.handler(args)
     except ValidationError as e:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from documents_factory import g4_white, jpeg, photo, raw_tiff, text_pdf, tiff
+from documents_factory import g4_white, image_pdf, jpeg, photo, raw_tiff, text_pdf, tiff
 from PIL import Image
 
 from faxline.documents import (
@@ -81,6 +81,13 @@ def test_jpeg_with_dpi_keeps_its_size(tmp_path: Path) -> None:
     (page,) = _convert(tmp_path, InputFile(None, jpeg("RGB", dpi=(100, 100))))
     assert page.shape[0] == 1176  # 6 inches at 196 lines per inch
     assert not page[:, :40].any() and page[:, 60:1660].any()  # 1632 wide, centred
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise to view
+    (page,) = _convert(tmp_path, InputFile("phone.jpg", jpeg("L", exif=exif.tobytes())))
+    assert page.shape[0] > 2000  # portrait now (600 x 800), not 1245 rows of landscape
 
 
 def test_multipage_tiffs(tmp_path: Path) -> None:
@@ -216,6 +223,14 @@ def test_jpeg_over_pixel_limit() -> None:
     _fails(
         [InputFile("big.jpg", jpeg())],
         r"^big\.jpg: the image is 800 x 600 pixels, over",
+        limits=ConversionLimits(max_pixels=100_000),
+    )
+
+
+def test_pdf_image_over_pixel_limit() -> None:
+    _fails(
+        [InputFile("photo.pdf", image_pdf(1))],
+        r"^photo\.pdf: page 1 holds an image of 800 x 600 pixels, over the limit",
         limits=ConversionLimits(max_pixels=100_000),
     )
 

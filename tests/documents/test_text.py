@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from faxline.documents import InputFile, convert_documents
+from faxline.documents import ConverterSetupError, InputFile, convert_documents
 from faxline.documents.faxtiff import read_fax_tiff
-from faxline.documents.text import COLUMNS, LINES_PER_PAGE, layout_text
+from faxline.documents.text import COLUMNS, LINES_PER_PAGE, layout_text, typeset
 
 
 def test_wrapping_tabs_and_controls() -> None:
@@ -70,3 +73,8 @@ def test_utf8_and_latin1_render() -> None:
     # the same accented words come out as the same pixels, whatever the encoding
     assert (first_utf8[:200] == first_latin[:200]).all()
     assert first_utf8[:200].any()
+
+
+def test_a_missing_font_names_the_debian_package(tmp_path: Path) -> None:
+    with pytest.raises(ConverterSetupError, match="fonts-dejavu-core"):
+        typeset([["hello"]], font_path=str(tmp_path / "DejaVuSansMono.ttf"))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from faxline.documents.errors import DocumentError
+from faxline.documents.errors import ConverterSetupError, DocumentError
 from faxline.documents.model import InputFile, Resolution
 
 
@@ -42,7 +42,7 @@ def convert_command(args: argparse.Namespace) -> int:
             return 1
     try:
         document = convert_documents(files, resolution=Resolution(args.resolution))
-    except DocumentError as exc:
+    except (DocumentError, ConverterSetupError) as exc:
         print(exc, file=sys.stderr)
         return 1
     if document.tiff is None:

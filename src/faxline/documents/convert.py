@@ -133,7 +133,9 @@ def _pdf_pages(job: Job, data: bytes) -> Iterator[npt.NDArray[np.uint8]]:
         if count > job.limits.max_pages:
             raise _too_many(job.name, job.limits)
         stop = count if job.stop is None else min(job.stop, count)
-        yield from pdf.render_pages(doc, range(job.first, stop), job.resolution, job.name)
+        yield from pdf.render_pages(
+            doc, range(job.first, stop), job.resolution, job.name, job.limits.max_pixels
+        )
     finally:
         doc.close()
 

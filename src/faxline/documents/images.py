@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image
 
 from faxline.documents.errors import DocumentError
 from faxline.documents.model import FAX_WIDTH, ConversionLimits, Resolution
@@ -95,15 +95,44 @@ def jpeg_page(
             raise DocumentError(name, "the file is not a JPEG image")
         _check_pixels(image.width, image.height, name, limits, "the image")
         dpi = _dpi(image.info.get("dpi"))
-        spot = _placement(image.width, image.height, dpi, resolution)
+        turn = _ORIENTATIONS.get(_orientation(image))
+        swapped = turn in _SWAPPING
+        if swapped:
+            width, height = image.height, image.width
+            dpi = (dpi[1], dpi[0]) if dpi else None
+        else:
+            width, height = image.size
+        spot = _placement(width, height, dpi, resolution)
         # DCT scaling: decode big photos at a fraction of their size (fast, little memory).
         draft_mode = "L" if image.mode in ("L", "RGB") else image.mode
-        image.draft(draft_mode, (spot.width, spot.rows))
+        image.draft(draft_mode, (spot.rows, spot.width) if swapped else (spot.width, spot.rows))
         _load(image, name, "the image")
-        oriented = ImageOps.exif_transpose(image)
-        if oriented.size != image.size:
-            spot = _placement(oriented.width, oriented.height, None, resolution)
-        return _photo(_gray(oriented), spot)
+        upright = image.transpose(turn) if turn is not None else image
+        return _photo(_gray(upright), spot)
+
+
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPPING = frozenset(
+    {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
+     Image.Transpose.ROTATE_90}
+)  # fmt: skip
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 = upright); a damaged EXIF block counts as upright."""
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except Exception:  # EXIF is optional metadata: never a reason to refuse the photo
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 def _load(image: Image.Image, name: str, what: str) -> None:

@@ -13,12 +13,12 @@ import pypdfium2.raw as pdfium_c
 
 from faxline.documents.errors import DocumentError
 from faxline.documents.model import FAX_WIDTH, Resolution
-from faxline.documents.raster import _SCREEN, pack, place
+from faxline.documents.raster import dither_box, pack, place
 
 _RENDER_FLAGS = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_GRAYSCALE
 _MAX_OBJECTS_INSPECTED = 5000
 _EDGE = 2
-_PICTURE_TYPES = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_SHADING)
+_MAX_FORM_DEPTH = 8
 
 
 def open_pdf(data: bytes, name: str) -> pdfium.PdfDocument:
@@ -35,12 +35,16 @@ def open_pdf(data: bytes, name: str) -> pdfium.PdfDocument:
 
 
 def render_pages(
-    doc: pdfium.PdfDocument, indices: Sequence[int], resolution: Resolution, name: str
+    doc: pdfium.PdfDocument,
+    indices: Sequence[int],
+    resolution: Resolution,
+    name: str,
+    max_pixels: int,
 ) -> Iterator[npt.NDArray[np.uint8]]:
     """Yield each page in ``indices`` as packed bits (rows x 216 bytes).
 
     Picture areas (images, shadings) are dithered, everything else is thresholded, so text
-    stays crisp next to photos.
+    stays crisp next to photos. An image over ``max_pixels`` is refused before rendering.
     """
     for index in indices:
         try:
@@ -48,13 +52,13 @@ def render_pages(
         except pdfium.PdfiumError:
             raise DocumentError(name, f"page {index + 1} of the PDF is corrupt") from None
         try:
-            yield _render_page(page, resolution, name, index)
+            yield _render_page(page, resolution, _Scan(page, name, index, max_pixels))
         finally:
             page.close()
 
 
 def _render_page(
-    page: pdfium.PdfPage, resolution: Resolution, name: str, index: int
+    page: pdfium.PdfPage, resolution: Resolution, scan: _Scan
 ) -> npt.NDArray[np.uint8]:
     width_pt = pdfium_c.FPDF_GetPageWidthF(page.raw)
     height_pt = pdfium_c.FPDF_GetPageHeightF(page.raw)
@@ -63,7 +67,8 @@ def _render_page(
         or width_pt <= 0
         or height_pt <= 0
     ):
-        raise DocumentError(name, f"page {index + 1} has no size")
+        raise scan.error("has no size")
+    pictures = scan.pictures()
     spot = place(width_pt / 72, height_pt / 72, resolution)
     gray = np.full((spot.rows, FAX_WIDTH), 255, dtype=np.uint8)
     bitmap = pdfium_c.FPDFBitmap_CreateEx(
@@ -82,70 +87,91 @@ def _render_page(
     finally:
         pdfium_c.FPDFBitmap_Destroy(bitmap)
     bits = gray < 128
-    for x0, y0, x1, y1 in _picture_boxes(page, spot.left, spot.width, spot.rows):
-        region = gray[y0:y1, x0:x1]
-        p = _SCREEN.shape[0]
-        screen = np.tile(_SCREEN, (-(-y1 // p), -(-x1 // p)))[y0:y1, x0:x1]
-        bits[y0:y1, x0:x1] = region < screen
+    for bounds in pictures:
+        box = _device_box(page, spot.left, spot.width, spot.rows, bounds)
+        if box is not None:
+            dither_box(bits, gray, box)
     return pack(bits)
 
 
-def _picture_boxes(
-    page: pdfium.PdfPage, left: int, width: int, rows: int
-) -> list[tuple[int, int, int, int]]:
-    """Device-space boxes of the page's pictures (images, shadings, forms holding them)."""
-    boxes: list[tuple[int, int, int, int]] = []
-    count = pdfium_c.FPDFPage_CountObjects(page.raw)
-    if count > _MAX_OBJECTS_INSPECTED:
-        return boxes  # a page of thousands of objects is vector art or text: threshold it
-    bounds = [ctypes.c_float() for _ in range(4)]
-    refs = [ctypes.byref(b) for b in bounds]
-    for i in range(count):
-        obj = pdfium_c.FPDFPage_GetObject(page.raw, i)
+class _Scan:
+    """One look at a page's objects: where its pictures are, and whether one is too big.
+
+    At most ``_MAX_OBJECTS_INSPECTED`` objects are looked at (forms included): a page of
+    thousands of objects is vector art or text, and gets thresholded.
+    """
+
+    def __init__(self, page: pdfium.PdfPage, name: str, index: int, max_pixels: int) -> None:
+        self._page = page
+        self._name = name
+        self._index = index
+        self._max_pixels = max_pixels
+        self._budget = _MAX_OBJECTS_INSPECTED
+
+    def error(self, reason: str) -> DocumentError:
+        return DocumentError(self._name, f"page {self._index + 1} {reason}")
+
+    def pictures(self) -> list[tuple[float, float, float, float]]:
+        """Page-space bounds (left, bottom, right, top) of the top-level picture objects."""
+        found: list[tuple[float, float, float, float]] = []
+        raw = self._page.raw
+        for i in range(pdfium_c.FPDFPage_CountObjects(raw)):
+            if self._budget <= 0:
+                break
+            obj = pdfium_c.FPDFPage_GetObject(raw, i)
+            if self._is_picture(obj, 0):
+                bounds = [ctypes.c_float() for _ in range(4)]
+                if pdfium_c.FPDFPageObj_GetBounds(obj, *(ctypes.byref(b) for b in bounds)):
+                    left, bottom, right, top = (b.value for b in bounds)
+                    found.append((left, bottom, right, top))
+        return found
+
+    def _is_picture(self, obj: object, depth: int) -> bool:
+        self._budget -= 1
         kind = pdfium_c.FPDFPageObj_GetType(obj)
         if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
-            if _is_bilevel_image(obj, page):
-                continue  # a scan or line art: threshold it like text
-        elif kind not in _PICTURE_TYPES and not (
-            kind == pdfium_c.FPDF_PAGEOBJ_FORM and _form_has_picture(obj, 0)
-        ):
-            continue
-        if not pdfium_c.FPDFPageObj_GetBounds(obj, *refs):
-            continue
-        lo_x, lo_y, hi_x, hi_y = (b.value for b in bounds)
-        corners = [
-            _to_device(page, left, width, rows, x, y) for x in (lo_x, hi_x) for y in (lo_y, hi_y)
-        ]
-        xs = [c[0] for c in corners]
-        ys = [c[1] for c in corners]
-        # A margin covers the picture's anti-aliased edge, which would otherwise be
-        # thresholded into a hard line.
-        x0, x1 = max(0, min(xs) - _EDGE), min(FAX_WIDTH, max(xs) + 1 + _EDGE)
-        y0, y1 = max(0, min(ys) - _EDGE), min(rows, max(ys) + 1 + _EDGE)
-        if x1 > x0 and y1 > y0:
-            boxes.append((x0, y0, x1, y1))
-    return boxes
-
-
-def _is_bilevel_image(obj: object, page: pdfium.PdfPage) -> bool:
-    metadata = pdfium_c.FPDF_IMAGEOBJ_METADATA()
-    if not pdfium_c.FPDFImageObj_GetImageMetadata(obj, page.raw, ctypes.byref(metadata)):
-        return False
-    return bool(metadata.bits_per_pixel == 1)
-
-
-def _form_has_picture(form: int, depth: int) -> bool:
-    if depth > 8:
-        return False
-    count = pdfium_c.FPDFFormObj_CountObjects(form)
-    for i in range(min(count, _MAX_OBJECTS_INSPECTED)):
-        obj = pdfium_c.FPDFFormObj_GetObject(form, i)
-        kind = pdfium_c.FPDFPageObj_GetType(obj)
-        if kind in _PICTURE_TYPES:
+            metadata = pdfium_c.FPDF_IMAGEOBJ_METADATA()
+            if not pdfium_c.FPDFImageObj_GetImageMetadata(
+                obj, self._page.raw, ctypes.byref(metadata)
+            ):
+                return True
+            if metadata.width * metadata.height > self._max_pixels:
+                raise self.error(
+                    f"holds an image of {metadata.width} x {metadata.height} pixels, "
+                    f"over the limit of {self._max_pixels} pixels"
+                )
+            return bool(metadata.bits_per_pixel != 1)  # a scan or line art: threshold it
+        if kind == pdfium_c.FPDF_PAGEOBJ_SHADING:
             return True
-        if kind == pdfium_c.FPDF_PAGEOBJ_FORM and _form_has_picture(obj, depth + 1):
-            return True
-    return False
+        if kind == pdfium_c.FPDF_PAGEOBJ_FORM and depth < _MAX_FORM_DEPTH:
+            found = False
+            for i in range(pdfium_c.FPDFFormObj_CountObjects(obj)):
+                if self._budget <= 0:
+                    break
+                child = pdfium_c.FPDFFormObj_GetObject(obj, i)
+                found = self._is_picture(child, depth + 1) or found
+            return found
+        return False
+
+
+def _device_box(
+    page: pdfium.PdfPage,
+    left: int,
+    width: int,
+    rows: int,
+    bounds: tuple[float, float, float, float],
+) -> tuple[int, int, int, int] | None:
+    lo_x, lo_y, hi_x, hi_y = bounds
+    corners = [
+        _to_device(page, left, width, rows, x, y) for x in (lo_x, hi_x) for y in (lo_y, hi_y)
+    ]
+    xs = [c[0] for c in corners]
+    ys = [c[1] for c in corners]
+    # A margin covers the picture's anti-aliased edge, which would otherwise be
+    # thresholded into a hard line.
+    x0, x1 = max(0, min(xs) - _EDGE), min(FAX_WIDTH, max(xs) + 1 + _EDGE)
+    y0, y1 = max(0, min(ys) - _EDGE), min(rows, max(ys) + 1 + _EDGE)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 def _to_device(

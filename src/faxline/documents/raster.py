@@ -75,8 +75,14 @@ def dither(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     return gray < screen
 
 
-def blank_page(rows: int) -> npt.NDArray[np.bool_]:
-    return np.zeros((rows, FAX_WIDTH), dtype=np.bool_)
+def dither_box(
+    bits: npt.NDArray[np.bool_], gray: npt.NDArray[np.uint8], box: tuple[int, int, int, int]
+) -> None:
+    """Dither the box ``(x0, y0, x1, y1)`` of ``gray`` into ``bits``, screen aligned to the page."""
+    x0, y0, x1, y1 = box
+    p = _SCREEN.shape[0]
+    screen = np.tile(_SCREEN, (-(-y1 // p), -(-x1 // p)))[y0:y1, x0:x1]
+    bits[y0:y1, x0:x1] = gray[y0:y1, x0:x1] < screen
 
 
 def pack(bits: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:

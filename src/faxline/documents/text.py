@@ -123,23 +123,25 @@ def layout_text(text: str, max_pages: int | None = None) -> list[list[str]]:
     return pages
 
 
-_registered = False
+_registered: dict[str, str] = {}  # font file -> reportlab font name, once per process
 
 
-def _register_font() -> None:
-    global _registered
-    if _registered:
-        return
-    if not os.path.exists(FONT_PATH):
+def _register_font(path: str) -> str:
+    name = _registered.get(path)
+    if name is not None:
+        return name
+    if not os.path.exists(path):
         raise ConverterSetupError(
-            f"cannot typeset text: the font {FONT_PATH} is missing "
+            f"cannot typeset text: the font {path} is missing "
             f"(install the Debian package {FONT_PACKAGE})"
         )
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
 
-    pdfmetrics.registerFont(TTFont(_FONT_NAME, FONT_PATH))
-    _registered = True
+    name = f"{_FONT_NAME}{len(_registered)}"
+    pdfmetrics.registerFont(TTFont(name, path))
+    _registered[path] = name
+    return name
 
 
 def preload() -> None:
@@ -148,21 +150,24 @@ def preload() -> None:
     import reportlab.pdfgen.canvas  # noqa: F401
 
 
-def typeset(pages: Sequence[Sequence[str]]) -> bytes:
-    """Typeset laid-out pages as a PDF whose pages are exactly fax-wide and A4-long."""
-    _register_font()
+def typeset(pages: Sequence[Sequence[str]], font_path: str = FONT_PATH) -> bytes:
+    """Typeset laid-out pages as a PDF whose pages are exactly fax-wide and A4-long.
+
+    Raises ConverterSetupError when the monospace font is missing.
+    """
+    font = _register_font(font_path)
     from reportlab.pdfgen import canvas
 
     out = io.BytesIO()
     pdf = canvas.Canvas(
         out, pagesize=(_PAGE_WIDTH_PT, _PAGE_HEIGHT_PT), pageCompression=0, invariant=True
     )
-    advance = pdf.stringWidth("M", _FONT_NAME, _FONT_SIZE)
+    advance = pdf.stringWidth("M", font, _FONT_SIZE)
     left = (_PAGE_WIDTH_PT - advance * COLUMNS) / 2
     for lines in pages:
         if lines:
             block = pdf.beginText(left, _PAGE_HEIGHT_PT - _TOP_PT - _FONT_SIZE)
-            block.setFont(_FONT_NAME, _FONT_SIZE, _LEADING)
+            block.setFont(font, _FONT_SIZE, _LEADING)
             for line in lines:
                 block.textLine(line)
             pdf.drawText(block)
