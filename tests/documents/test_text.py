@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from faxline.documents import ConverterSetupError, InputFile, convert_documents
+from faxline.documents import ConverterSetupError, InputFile, Resolution, convert_documents
 from faxline.documents.faxtiff import read_fax_tiff
-from faxline.documents.text import COLUMNS, LINES_PER_PAGE, layout_text, typeset
+from faxline.documents.text import COLUMNS, LINES_PER_PAGE, layout_text, render_pages
 
 
 def test_wrapping_tabs_and_controls() -> None:
@@ -77,4 +78,32 @@ def test_utf8_and_latin1_render() -> None:
 
 def test_a_missing_font_names_the_debian_package(tmp_path: Path) -> None:
     with pytest.raises(ConverterSetupError, match="fonts-dejavu-core"):
-        typeset([["hello"]], font_path=str(tmp_path / "DejaVuSansMono.ttf"))
+        next(
+            render_pages(
+                [["hello"]], Resolution.FINE, font_path=str(tmp_path / "DejaVuSansMono.ttf")
+            )
+        )
+
+
+def test_glyphs_are_distinct_and_inside_their_cells() -> None:
+    alphabet = "AaÉéEeÑñÜü0O1lI|€ß"
+    (packed,) = render_pages([[alphabet]], Resolution.FINE)
+    page = read_fax_tiff_page(packed)
+    cells = [page[109 : 109 + 34, 144 + i * 18 : 144 + (i + 1) * 18] for i in range(len(alphabet))]
+    assert all(cell.any() for cell in cells)
+    assert len({cell.tobytes() for cell in cells}) == len(alphabet)  # every glyph differs
+    ink_rows = np.flatnonzero(page.any(axis=1))
+    assert ink_rows.min() >= 109 and ink_rows.max() < 109 + 34  # one line, in its row
+    assert not page[:, :144].any() and not page[:, 144 + 18 * len(alphabet) :].any()
+
+
+def test_standard_resolution_keeps_every_other_row() -> None:
+    lines = [["The quick brown fox", "", "jumps over the lazy dog"]]
+    (fine,) = render_pages(lines, Resolution.FINE)
+    (standard,) = render_pages(lines, Resolution.STANDARD)
+    assert fine.shape == (2292, 216) and standard.shape == (1146, 216)
+    assert np.array_equal(standard, fine[::2])
+
+
+def read_fax_tiff_page(packed: np.ndarray) -> np.ndarray:
+    return np.unpackbits(packed, axis=1).astype(bool)

@@ -98,8 +98,7 @@ def _packed_pages(job: Job) -> Iterator[npt.NDArray[np.uint8]]:
         laid_out = _layout(job)
         if len(laid_out) > job.limits.max_pages:
             raise _too_many(job.name, job.limits)
-        if laid_out:
-            yield from _pdf_pages(job, text.typeset(laid_out))
+        yield from text.render_pages(laid_out, job.resolution)
     elif job.kind == "tiff":
         from faxline.documents import images
 
