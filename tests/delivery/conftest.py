@@ -88,8 +88,8 @@ class World:
             fax = fax_store.create_outgoing(
                 s,
                 self.files,
-                extension=ext,
-                user=user,
+                extension_id=ext.id,
+                user_id=user.id,
                 recipients=[(r, r) for r in recipients],
                 documents=[],
                 tiff=write_fax_tiff(self.pages, Resolution.FINE),

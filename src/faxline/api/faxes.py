@@ -19,11 +19,17 @@ from faxline.api.views import fax_view
 from faxline.auth.context import Principal
 from faxline.auth.errors import FaxNotEnabled, NotFound
 from faxline.auth.tokens import authenticate, bearer_value
-from faxline.directory.resolve import RecipientError, resolve_extension, resolve_recipients
+from faxline.directory.resolve import (
+    ExtensionInfo,
+    RecipientError,
+    UserInfo,
+    resolve_extension,
+    resolve_recipients,
+)
 from faxline.documents import DocumentError, InputFile, Resolution
 from faxline.documents.sniff import sniff
 from faxline.store import faxes as fax_store
-from faxline.store.models import Extension, Fax, User
+from faxline.store.models import Fax
 
 router = APIRouter(prefix="/uapi/faxes")
 
@@ -42,8 +48,8 @@ def _token_of(request: Request) -> str | None:
 @dataclass(frozen=True)
 class _Target:
     principal: Principal
-    user: User
-    extension: Extension
+    user: UserInfo
+    extension: ExtensionInfo
 
 
 async def _target(request: Request, user_id: str, extension: str) -> _Target:
@@ -117,10 +123,11 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
         raise ApiError(
             413, "request_too_large", f"the body is larger than {settings.max_upload_bytes} bytes"
         )
-    target = await _target(request, user_id, extension)
-    if not target.extension.fax_enabled:
-        raise FaxNotEnabled(f"fax is not enabled on extension {target.extension.number}")
-
+    # The body is read first so that one trip to the database serves the token, the
+    # extension and the recipients; the errors keep their order all the same (401, 404,
+    # 403 before a malformed body, recipients before files).
+    parts: list[Part] = []
+    body_error: ApiError | None = None
     try:
         parts = await read_parts(
             request.headers.get("content-type"),
@@ -129,22 +136,37 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
             max_parts=settings.max_files + 16,
         )
     except BodyTooLarge as e:
-        raise ApiError(413, "request_too_large", str(e)) from None
+        body_error = ApiError(413, "request_too_large", str(e))
     except BodyError as e:
-        raise ApiError(400, "request_invalid", str(e)) from None
+        body_error = ApiError(400, "request_invalid", str(e))
+    given: list[str] | None = None
+    if body_error is None:
+        try:
+            given = _recipients_of(parts, settings.max_recipients)
+        except ApiError as e:
+            body_error = e
+    token = _token_of(request)
 
-    given = _recipients_of(parts, settings.max_recipients)
-    inputs = _files_of(parts, settings.max_files)
-
-    def classify() -> list[tuple[str, str]]:
+    def lookup() -> tuple[_Target, list[tuple[str, str]] | None]:
         with state.sessions() as session:
-            found = resolve_recipients(session, target.extension.organization_id, given)
-        return [(r.given, r.destination) for r in found]
+            principal = authenticate(session, token, state.clock())
+            user, ext = resolve_extension(session, principal, user_id, extension)
+            if not ext.fax_enabled:
+                raise FaxNotEnabled(f"fax is not enabled on extension {ext.number}")
+            if given is None:
+                return _Target(principal, user, ext), None
+            found = resolve_recipients(session, ext.organization_id, given)
+        return _Target(principal, user, ext), [(r.given, r.destination) for r in found]
 
     try:
-        recipients = await run_in_threadpool(classify)
+        target, classified = await run_in_threadpool(lookup)
     except RecipientError as e:
         raise ApiError(400, "fx_recipients_invalid", str(e)) from None
+    if body_error is not None or classified is None:
+        assert body_error is not None
+        raise body_error
+    recipients = classified
+    inputs = _files_of(parts, settings.max_files)
 
     resolution = Resolution(settings.resolution)
     try:
@@ -162,13 +184,13 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
     ]
     tiff = document.tiff
 
-    def save() -> Fax:
+    def save() -> fax_store.NewFax:
         with state.sessions() as session:
             return fax_store.create_outgoing(
                 session,
                 state.files,
-                extension=session.merge(target.extension, load=False),
-                user=session.merge(target.user, load=False),
+                extension_id=target.extension.id,
+                user_id=target.user.id,
                 recipients=recipients,
                 documents=stored,
                 tiff=tiff,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from faxline.auth.context import Principal, Role
 from faxline.auth.errors import InvalidClient, InvalidToken
 from faxline.auth.secrets import hash_secret, needs_rehash, new_token, token_digest, verify_secret
-from faxline.store.models import App, Token
+from faxline.store.models import App, Token, User
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.\-]{20,512}")
 
@@ -56,16 +56,28 @@ def authenticate(session: Session, token: str | None, now: dt.datetime) -> Princ
         raise InvalidToken("an access token is required (Authorization: Bearer <token>)")
     if not _TOKEN.fullmatch(token):
         raise InvalidToken("the access token is malformed")
-    row = session.scalar(select(Token).where(Token.token_hash == token_digest(token)))
+    row = session.execute(_PRINCIPAL.where(Token.token_hash == token_digest(token))).first()
     if row is None:
         raise InvalidToken("the access token is not valid")
-    if row.expires_at <= now:
+    expires_at, app_id, user_id, uid, role, organization_id = row
+    if _aware(expires_at) <= now:
         raise InvalidToken("the access token has expired")
-    owner = row.app.owner
     return Principal(
-        user_id=owner.id,
-        uid=owner.uid,
-        role=Role(owner.role),
-        organization_id=owner.organization_id,
-        app_id=row.app_id,
+        user_id=user_id,
+        uid=uid,
+        role=Role(role),
+        organization_id=organization_id,
+        app_id=app_id,
     )
+
+
+# One plain query per request (no ORM entities).
+_PRINCIPAL = (
+    select(Token.expires_at, App.id, User.id, User.uid, User.role, User.organization_id)
+    .join(App, Token.app_id == App.id)
+    .join(User, App.owner_id == User.id)
+)
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)

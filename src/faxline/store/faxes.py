@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from faxline.delivery.status import UNFINISHED, DeliveryStatus
 from faxline.documents.faxtiff import check_fax_tiff
 from faxline.store.files import FileStore
-from faxline.store.models import Delivery, Extension, Fax, FaxFile, User
+from faxline.store.models import Delivery, Extension, Fax, FaxFile
 
 _DELIVERIES = selectinload(Fax.deliveries).selectinload(Delivery.attempt_log)
 
@@ -26,65 +26,89 @@ class StoredFile:
     size: int
 
 
+@dataclass(frozen=True)
+class NewFax:
+    id: int
+    uid: str
+
+
 def create_outgoing(
     session: Session,
     files: FileStore,
     *,
-    extension: Extension,
-    user: User,
+    extension_id: int,
+    user_id: int,
     recipients: Sequence[tuple[str, str]],
     documents: Sequence[StoredFile],
     tiff: bytes,
     pages: int,
     resolution: str,
     now: dt.datetime,
-) -> Fax:
+) -> NewFax:
     """Store a fax to send and one queued delivery per (recipient, destination); commits.
 
     The TIFF is on disk under its final name before the commit and removed if the commit
-    fails, so a failed request leaves neither a row nor a file behind.
+    fails, so a failed request leaves neither a row nor a file behind. Plain INSERTs, not
+    the ORM's unit of work: this is on the Create Faxes path.
     """
     uid = secrets.token_hex(16)
     name = f"{uid}.tif"
     staged = files.stage(tiff)
     published = None
     try:
-        fax = Fax(
-            uid=uid,
-            direction="out",
-            extension_id=extension.id,
-            created_by_id=user.id,
-            created_at=now,
-            pages=pages,
-            resolution=resolution,
-            document=name,
-            recipients=[given for given, _ in recipients],
-        )
-        fax.documents = [
-            FaxFile(position=i, filename=d.filename, kind=d.kind, size=d.size)
-            for i, d in enumerate(documents)
-        ]
-        fax.deliveries = [
-            Delivery(
-                recipient=given,
-                destination=destination,
-                status=DeliveryStatus.QUEUED.value,
-                attempts=0,
-                next_attempt_at=now,
+        fax_id = session.execute(
+            insert(Fax)
+            .values(
+                uid=uid,
+                direction="out",
+                extension_id=extension_id,
+                created_by_id=user_id,
                 created_at=now,
-                updated_at=now,
+                pages=pages,
+                resolution=resolution,
+                document=name,
+                recipients=[given for given, _ in recipients],
             )
-            for given, destination in recipients
-        ]
-        session.add(fax)
-        session.flush()
+            .returning(Fax.id)
+        ).scalar_one()
+        if documents:
+            session.execute(
+                insert(FaxFile),
+                [
+                    {
+                        "fax_id": fax_id,
+                        "position": i,
+                        "filename": d.filename,
+                        "kind": d.kind,
+                        "size": d.size,
+                    }
+                    for i, d in enumerate(documents)
+                ],
+            )
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "fax_id": fax_id,
+                    "recipient": given,
+                    "destination": destination,
+                    "status": DeliveryStatus.QUEUED.value,
+                    "attempts": 0,
+                    "cancel_requested": False,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for given, destination in recipients
+            ],
+        )
         published = files.publish(staged, name)
         session.commit()
     except BaseException:
         session.rollback()
         files.discard(published or staged)
         raise
-    return fax
+    return NewFax(fax_id, uid)
 
 
 def add_incoming(
