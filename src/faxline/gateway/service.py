@@ -40,6 +40,8 @@ from faxline.telephony import T38Mode, receive_fax
 
 log = logging.getLogger("faxline.sip")
 
+RETRY_REGISTER_S = 30.0
+
 
 class SipGateway:
     """Owns the user agent of this process."""
@@ -53,8 +55,11 @@ class SipGateway:
         accept_inbound: bool = True,
         listen: tuple[str, int] | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        min_refresh_s: float = 5.0,
     ) -> None:
         self.settings = settings
+        # Never re-REGISTER more often than this, whatever the registrar grants.
+        self.min_refresh_s = min_refresh_s
         self.sessions = sessions
         self.files = files
         self.accept_inbound = accept_inbound
@@ -211,10 +216,10 @@ class SipGateway:
                     registrar, credentials=credentials, expires=trunk.register_expires
                 )
                 log.info("registered to trunk %s for %d s", name, granted)
-                delay = max(5.0, granted * 0.8)
+                delay = max(self.min_refresh_s, granted * 0.8)
             except (CallFailed, OSError) as e:
                 log.warning("registration to trunk %s failed: %s", name, e)
-                delay = 30.0
+                delay = RETRY_REGISTER_S
             await asyncio.sleep(delay)
 
 
