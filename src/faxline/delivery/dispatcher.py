@@ -314,7 +314,6 @@ class Dispatcher:
     ) -> None:
         now = self.clock()
         received = Path(outcome.received) if outcome.received else None
-        published: Path | None = None
         with self.sessions() as s:
             delivery = s.get(Delivery, claim.delivery_id)
             assert delivery is not None
@@ -326,28 +325,27 @@ class Dispatcher:
                 now=now,
             )
             try:
-                if not queue.finish(s, claim, self.worker_id, attempt_id, outcome, decision, now):
-                    log.warning("delivery %d was taken over; outcome dropped", claim.delivery_id)
-                    s.rollback()
-                    return
-                if received is not None and prepared.local_extension is not None:
-                    fax = s.get(Fax, claim.fax_id)
-                    assert fax is not None
-                    _, published = fax_store.add_received(
-                        s,
-                        self.files,
-                        received,
-                        extension_id=prepared.local_extension,
-                        remote_ident=prepared.plan.ident if prepared.plan else None,
-                        remote_number=fax.extension.number,
-                        now=now,
-                    )
-                s.commit()
-            except BaseException:
-                s.rollback()
-                if published is not None:
-                    self.files.discard(published)
-                raise
+                with self.files.committing(s) as written:
+                    if not queue.finish(
+                        s, claim, self.worker_id, attempt_id, outcome, decision, now
+                    ):
+                        log.warning(
+                            "delivery %d was taken over; outcome dropped", claim.delivery_id
+                        )
+                        return
+                    if received is not None and prepared.local_extension is not None:
+                        fax = s.get(Fax, claim.fax_id)
+                        assert fax is not None
+                        _, published = fax_store.add_received(
+                            s,
+                            self.files,
+                            received,
+                            extension_id=prepared.local_extension,
+                            remote_ident=prepared.plan.ident if prepared.plan else None,
+                            remote_number=fax.extension.number,
+                            now=now,
+                        )
+                        written.append(published)
             finally:
                 plan = prepared.plan
                 if plan is not None and plan.receive_into and not prepared.keep_received:

@@ -171,24 +171,17 @@ class SipGateway:
     def _store(
         self, staged: Path, target: InboundTarget, ident: str | None, caller: str | None
     ) -> None:
-        with self.sessions() as s:
-            published = None
-            try:
-                _, published = fax_store.add_received(
-                    s,
-                    self.files,
-                    staged,
-                    extension_id=target.extension_id,
-                    remote_ident=ident,
-                    remote_number=caller,
-                    now=self.clock(),
-                )
-                s.commit()
-            except BaseException:
-                s.rollback()
-                if published is not None:
-                    self.files.discard(published)
-                raise
+        with self.sessions() as s, self.files.committing(s) as written:
+            _, published = fax_store.add_received(
+                s,
+                self.files,
+                staged,
+                extension_id=target.extension_id,
+                remote_ident=ident,
+                remote_number=caller,
+                now=self.clock(),
+            )
+            written.append(published)
 
     def _target(self, number: str) -> InboundTarget | None:
         with self.sessions() as s:

@@ -54,8 +54,7 @@ def create_outgoing(
     uid = secrets.token_hex(16)
     name = f"{uid}.tif"
     staged = files.stage(tiff)
-    published = None
-    try:
+    with files.committing(session, staged) as written:
         fax_id = session.execute(
             insert(Fax)
             .values(
@@ -102,12 +101,7 @@ def create_outgoing(
                 for given, destination in recipients
             ],
         )
-        published = files.publish(staged, name)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        files.discard(published or staged)
-        raise
+        written.append(files.publish(staged, name))
     return NewFax(fax_id, uid)
 
 
@@ -189,8 +183,7 @@ def create_incoming(
 ) -> Fax:
     """Store a received fax in the extension's inbox; commits."""
     staged = files.stage(tiff)
-    published = None
-    try:
+    with files.committing(session, staged) as written:
         fax, published = add_incoming(
             session,
             files,
@@ -202,11 +195,7 @@ def create_incoming(
             remote_number=remote_number,
             now=now,
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        files.discard(published or staged)
-        raise
+        written.append(published)
     return fax
 
 

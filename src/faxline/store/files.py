@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 
 class FileStore:
@@ -39,6 +43,21 @@ class FileStore:
 
     def discard(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+    @contextmanager
+    def committing(self, session: Session, *paths: Path) -> Iterator[list[Path]]:
+        """Commit `session` at the end of the block; if anything fails, roll back and remove
+        `paths` and every file the block adds to the yielded list, so that rows and files
+        are kept together or not at all."""
+        written = list(paths)
+        try:
+            yield written
+            session.commit()
+        except BaseException:
+            session.rollback()
+            for path in written:
+                self.discard(path)
+            raise
 
     def sweep_staged(self) -> int:
         """Remove temporaries left by a crash between stage and publish."""
