@@ -145,6 +145,21 @@ def test_caller_cancels_a_ringing_call() -> None:
     run(scenario)
 
 
+def test_a_cancelled_call_task_cancels_the_ringing_call() -> None:
+    async def scenario(alice: UserAgent, bob: UserAgent) -> None:
+        offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
+        calling = asyncio.create_task(alice.call(uri_of(bob), offer, timeout=30))
+        incoming = await bob.incoming.get()
+        incoming.ringing()
+        await asyncio.sleep(0.2)  # the 180 reaches alice
+        calling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await calling
+        await asyncio.wait_for(incoming.cancelled.wait(), 5)
+
+    run(scenario)
+
+
 def test_digest_challenge_is_answered() -> None:
     async def scenario(alice: UserAgent, bob: UserAgent) -> None:
         offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
@@ -297,3 +312,46 @@ def test_retransmitted_2xx_is_acked_again() -> None:
             peer.close()
 
     run(scenario)
+
+
+def test_a_2xx_after_giving_up_is_acked_and_hung_up() -> None:
+    """A far end that answers only after we gave up is not left in a call nobody holds."""
+
+    async def main() -> None:
+        alice = await UserAgent.listen("127.0.0.1", 0, user="alice")
+        far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        far.bind(("127.0.0.1", 0))
+        far.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = far.getsockname()
+            offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
+            calling = asyncio.create_task(
+                alice.call(SipUri(host=host, port=port, user="bob"), offer, timeout=0.3)
+            )
+            data, source = await loop.sock_recvfrom(far, 65535)
+            invite = parse_request(data)
+            with pytest.raises(CallFailed) as failure:
+                await calling  # silent far end: no provisional answer, so no CANCEL
+            assert failure.value.status == 408
+            late = make_response(
+                invite,
+                200,
+                to_tag="late1",
+                contact=Address.parse(f"<sip:bob@{host}:{port}>"),
+                body=bytes(answer_offer(offer, CAPS, MEDIA_B, session_id=9, version=1)),
+                content_type="application/sdp",
+            )
+            far.sendto(bytes(late), source)
+            methods = []
+            while "BYE" not in methods:
+                data, _ = await asyncio.wait_for(loop.sock_recvfrom(far, 65535), 5)
+                message = parse_request(data) if not data.startswith(b"SIP/2.0") else None
+                if message is not None:
+                    methods.append(message.method)
+            assert methods[methods.index("ACK") :][:2] == ["ACK", "BYE"]
+        finally:
+            alice.close()
+            far.close()
+
+    asyncio.run(main())

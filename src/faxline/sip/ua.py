@@ -72,6 +72,9 @@ class UserAgent:
         self._calls: dict[tuple[str, str, str], Call] = {}
         self._pending: dict[ServerInviteTransaction, IncomingCall] = {}
         self._registration: tuple[str, str, int] | None = None  # Call-ID, tag, last CSeq
+        # INVITEs we gave up on, by (Call-ID, CSeq): a 2xx that still comes is ACKed and
+        # the call hung up at once, instead of leaving the far end in a call nobody holds.
+        self._abandoned: dict[tuple[str, int], tuple[SipRequest, Address]] = {}
 
     @classmethod
     async def listen(cls, host: str, port: int = 5060, **kwargs: object) -> UserAgent:
@@ -237,6 +240,7 @@ class UserAgent:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         cancelled = False
+        answered = False
         try:
             while True:
                 remaining = deadline - loop.time()
@@ -254,9 +258,34 @@ class UserAgent:
                 if item.status < 200:
                     provisional = True
                     continue
+                answered = True
                 return item
+        except asyncio.CancelledError:
+            # Our caller gave up (a draining dispatcher): stop the far end ringing too.
+            # Before any provisional answer RFC 3261 9.1 allows no CANCEL.
+            if provisional and not cancelled:
+                self._start(make_cancel(invite), peer)
+            raise
         finally:
             self._waiters.pop(transaction, None)
+            if not answered:
+                self._abandon(invite, peer)
+
+    def _abandon(self, invite: SipRequest, peer: Address) -> None:
+        if len(self._abandoned) >= 256:
+            self._abandoned.pop(next(iter(self._abandoned)))
+        self._abandoned[(invite.call_id, invite.cseq.seq)] = (invite, peer)
+
+    def _hang_up_late(self, invite: SipRequest, peer: Address, response: SipResponse) -> None:
+        """ACK a 2xx that came after we gave up on its INVITE, then BYE at once."""
+        try:
+            dialog = Dialog.as_uac(invite, response)
+        except DialogError:
+            return  # no tags or Contact: nothing can be sent in that dialog
+        hop = peer_of(dialog, peer)
+        self.layer.send_stateless(dialog.create_ack(invite, self._via()), hop)
+        self.layer.send_request(dialog.create_request("BYE", self._via()), hop, self._shell.now())
+        self._shell.flush()
 
     def _confirm(
         self,
@@ -356,8 +385,13 @@ class UserAgent:
         if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
             return
         call = self._find(response)
-        ack = call.last_ack if call is not None else None
-        if call is not None and ack is not None and ack.cseq.seq == response.cseq.seq:
+        if call is None:
+            late = self._abandoned.pop((response.call_id, response.cseq.seq), None)
+            if late is not None:
+                self._hang_up_late(*late, response)
+            return
+        ack = call.last_ack
+        if ack is not None and ack.cseq.seq == response.cseq.seq:
             self.layer.send_stateless(ack, call.peer)
 
     def _find(self, message: SipRequest | SipResponse) -> Call | None:
