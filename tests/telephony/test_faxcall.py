@@ -97,8 +97,15 @@ def assert_delivered(sent: SipFaxResult, got: SipFaxResult, transport: str, page
 
 
 @pytest.mark.slow
-def test_three_pages_over_t38_arrive_identical(
-    three_pages: list[Page], three_page_tiff: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("receiver", "transport"), [(T38Mode.PREFER, "t38"), (T38Mode.NEVER, "audio")]
+)
+def test_three_pages_arrive_identical(
+    three_pages: list[Page],
+    three_page_tiff: Path,
+    tmp_path: Path,
+    receiver: T38Mode,
+    transport: str,
 ) -> None:
     received = tmp_path / "in.tif"
     sent, got = run(
@@ -108,33 +115,12 @@ def test_three_pages_over_t38_arrive_identical(
             three_page_tiff,
             received,
             sender=T38Mode.PREFER,
-            receiver=T38Mode.PREFER,
+            receiver=receiver,
             media=FASTER,
         ),
         60,
     )
-    assert_delivered(sent, got, "t38", 3)
-    assert_pages_equal(received, three_pages)
-
-
-@pytest.mark.slow
-def test_three_pages_over_g711_arrive_identical(
-    three_pages: list[Page], three_page_tiff: Path, tmp_path: Path
-) -> None:
-    received = tmp_path / "in.tif"
-    sent, got = run(
-        lambda a, b: fax_call(
-            a,
-            b,
-            three_page_tiff,
-            received,
-            sender=T38Mode.PREFER,
-            receiver=T38Mode.NEVER,
-            media=FASTER,
-        ),
-        60,
-    )
-    assert_delivered(sent, got, "audio", 3)
+    assert_delivered(sent, got, transport, 3)
     assert_pages_equal(received, three_pages)
 
 
