@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from faxline.api.app import create_app
+    from faxline.server import http_app
 
     if bool(args.tls_cert) != bool(args.tls_key):
         print("faxline: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -38,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         sip_listen=args.sip_listen,
     )
-    app = create_app(settings)
+    app = http_app(settings)
     uvicorn.run(
         app,
         host=settings.host,
@@ -81,42 +81,14 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-
-    from faxline.delivery.dispatcher import Dispatcher
-    from faxline.gateway.service import SipGateway
-    from faxline.store.db import make_engine, migrate, session_factory
-    from faxline.store.files import FileStore
+    from faxline.server import run_worker
 
     settings = _settings(args)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        sessions = session_factory(engine)
-        files = FileStore(settings.documents_dir)
-        gateway = None
-        if args.sip_listen != "off":
-            host, _, port = args.sip_listen.rpartition(":")
-            gateway = SipGateway(
-                settings, sessions, files, accept_inbound=False, listen=(host, int(port))
-            )
-            await gateway.start()
-        try:
-            await Dispatcher(sessions, files, settings, gateway=gateway).run(stop)
-        finally:
-            if gateway is not None:
-                await gateway.stop()
-
-    try:
-        asyncio.run(run())
-    finally:
-        engine.dispose()
+    listen = None
+    if args.sip_listen != "off":
+        host, _, port = args.sip_listen.rpartition(":")
+        listen = (host.strip("[]"), int(port))
+    run_worker(settings, listen)
     return 0
 
 

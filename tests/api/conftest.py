@@ -144,7 +144,6 @@ def make_api(
             pools.append(pool)
         state = AppState(
             settings=cfg,
-            engine=engine,
             sessions=sessions,
             files=FileStore(cfg.documents_dir),
             converter=pool,

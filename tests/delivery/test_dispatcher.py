@@ -8,9 +8,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from faxline.delivery.status import fax_status
 from faxline.documents.faxtiff import read_fax_tiff
 from faxline.store import faxes as fax_store
+from faxline.store.status import fax_status
 from tests.delivery.conftest import World
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from faxline.delivery.policy import Cause, Retry, RetryPolicy, cause_of_sip, cause_of_t30, decide
-from faxline.delivery.status import DeliveryStatus, FaxStatus, fax_status
+from faxline.store.status import DeliveryStatus, FaxStatus, fax_status
 
 NOW = dt.datetime(2026, 11, 26, tzinfo=dt.UTC)
 POLICY = RetryPolicy(busy=Retry(3, 60), no_answer=Retry(2, 300))

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from faxline.store.models import Attempt, Delivery
+from faxline.testing.waiting import eventually
 from tests.delivery.conftest import World
 
 pytestmark = pytest.mark.slow
@@ -60,15 +60,6 @@ def start_worker(world: World) -> Iterator[Callable[..., subprocess.Popen[bytes]
         log.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def delivery(world: World, fax_id: int) -> Delivery:
     (d,) = world.deliveries(fax_id)
     return d
@@ -90,20 +81,22 @@ def test_sigkill_mid_call_is_delivered_exactly_once(
     fax_id = world.queue(["0003*211"])
     paced = {"FAXLINE_PACED_CALLS": "true"}
     first = start_worker(**paced)
-    wait_for(lambda: delivery(world, fax_id).attempts == 1, 30, "the first call to start")
-    time.sleep(2.0)  # well inside the call: a paced one-page call lasts several seconds
+    # The far end opens the file it receives into once the page starts: mid-call.
+    receiving = world.settings.documents_dir
+    eventually(lambda: any(receiving.glob(".tmp-*")), 30, "the far end to start receiving")
     assert delivery(world, fax_id).status == "sending"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     assert delivery(world, fax_id).status == "sending"  # its lease runs out later
     assert world.inbox("0003*211") == []
 
-    start_worker(**paced)
-    wait_for(lambda: delivery(world, fax_id).status == "delivered", 90, "the delivery")
+    second = start_worker(**paced)
+    eventually(lambda: delivery(world, fax_id).status == "delivered", 90, "the delivery")
     d = delivery(world, fax_id)
     assert d.attempts == 2 and d.pages_sent == 1
     assert [a.outcome for a in attempts(world, d.id)] == ["interrupted", "delivered"]
-    time.sleep(1.0)  # nothing else arrives afterwards
+    os.kill(second.pid, signal.SIGTERM)  # whatever it had left to do is done when it ends
+    assert second.wait(timeout=20) == 0
     assert len(world.inbox("0003*211")) == 1
 
 
@@ -113,7 +106,7 @@ def test_sigterm_gives_back_running_calls(
     world.pages = world.pages[:1]
     fax_id = world.queue(["0003*211"])
     worker = start_worker(FAXLINE_PACED_CALLS="true", FAXLINE_DRAIN_TIMEOUT_S="0.5")
-    wait_for(lambda: delivery(world, fax_id).attempts == 1, 30, "the call to start")
+    eventually(lambda: delivery(world, fax_id).attempts == 1, 30, "the call to start")
     os.kill(worker.pid, signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     d = delivery(world, fax_id)
@@ -130,7 +123,7 @@ def test_two_workers_never_run_the_same_delivery(
     fax_ids = [world.queue(["0003*211"]) for _ in range(12)]
     start_worker()
     start_worker()
-    wait_for(
+    eventually(
         lambda: all(delivery(world, f).status == "delivered" for f in fax_ids),
         120,
         "all deliveries",

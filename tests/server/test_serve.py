@@ -10,14 +10,15 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from faxline.documents.faxtiff import read_fax_tiff
+from faxline.testing.waiting import OutputWatcher, eventually
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,6 @@ def server(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
     )
     port = free_port()
     env["FAXLINE_SIP_LISTEN"] = f"127.0.0.1:{free_udp_port()}"
-    log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
             *cli,
@@ -88,29 +88,24 @@ def server(tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
             str(key),
         ],
         env=env,
-        stdout=log,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    assert proc.stdout is not None
+    output = OutputWatcher(proc.stdout, tmp_path / "serve.log")
     context = ssl.create_default_context(cafile=str(cert))
     base = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", verify=context, timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError((tmp_path / "serve.log").read_text()) from None
-            time.sleep(0.2)
-    yield base, context
-    proc.send_signal(signal.SIGTERM)
     try:
+        output.wait_for("Uvicorn running on", timeout=30)
+        yield base, context
+        proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            proc.wait()
+        output.close()
 
 
 def token(client: httpx.Client, who: str) -> str:
@@ -142,14 +137,16 @@ def test_demo_fax_is_delivered_over_https(server: tuple[str, ssl.SSLContext]) ->
         )
         assert r.status_code == 200, r.text
         fax_id = r.json()["id"]
-        deadline = time.monotonic() + 20
-        while True:
-            view = client.get(f"/uapi/faxes/@me/0003*210/{fax_id}", headers=alice).json()
-            statuses = [d["status"] for d in view["deliveries"]]
-            if statuses[0] == "delivered" and statuses[1] == "retrying":
-                break
-            assert time.monotonic() < deadline, view
-            time.sleep(0.2)
+
+        def fax() -> dict[str, Any]:
+            r = client.get(f"/uapi/faxes/@me/0003*210/{fax_id}", headers=alice)
+            return dict(r.json())
+
+        def settled() -> bool:
+            return [d["status"] for d in fax()["deliveries"]] == ["delivered", "retrying"]
+
+        eventually(settled, 20, "the local delivery and the busy one's first attempt")
+        view = fax()
         local, busy = view["deliveries"]
         assert (local["pagesSent"], local["ecm"], local["transport"]) == (1, True, "t38")
         assert local["bitRate"] == 14400

@@ -10,7 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from faxline.api.multipart import BodyError, BodyTooLarge
 from faxline.auth import errors as auth
+from faxline.directory.resolve import RecipientError
+from faxline.documents.errors import DocumentError
 
 log = logging.getLogger("faxline.api")
 
@@ -25,13 +28,29 @@ class ApiError(Exception):
         self.message = message
 
 
-_AUTH_ERRORS: dict[type[auth.AuthError], tuple[int, str]] = {
+# Errors of the layers below, by class: a subclass answers as its nearest listed base.
+_MAPPED: dict[type[Exception], tuple[int, str]] = {
     auth.InvalidToken: (401, "invalid_token"),
     auth.NotFound: (404, "not_found"),
     auth.Forbidden: (403, "forbidden"),
     auth.ExtensionInvalid: (400, "extension_invalid"),
     auth.FaxNotEnabled: (403, "fx_extension_not_enabled"),
+    RecipientError: (400, "fx_recipients_invalid"),
+    DocumentError: (400, "fx_file_invalid"),
+    BodyTooLarge: (413, "request_too_large"),
+    BodyError: (400, "request_invalid"),
 }
+
+
+def api_error(e: Exception) -> ApiError | None:
+    """The UAPI answer to an error of a lower layer, or None if it is not one of ours."""
+    if isinstance(e, ApiError):
+        return e
+    for cls in type(e).__mro__:
+        mapped = _MAPPED.get(cls)
+        if mapped is not None:
+            return ApiError(*mapped, str(e))
+    return None
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -44,18 +63,22 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the UAPI shape."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
-        return error_response(e.status, e.code, e.message)
+    @app.exception_handler(auth.InvalidClient)
+    async def _invalid_client(_: Request, e: auth.InvalidClient) -> JSONResponse:
+        # The token endpoint answers in RFC 6749's shape, not UAPI's.
+        return JSONResponse(
+            {"error": "invalid_client", "error_description": str(e)}, status_code=401
+        )
 
-    @app.exception_handler(auth.AuthError)
-    async def _auth_error(_: Request, e: auth.AuthError) -> JSONResponse:
-        if isinstance(e, auth.InvalidClient):
-            return JSONResponse(
-                {"error": "invalid_client", "error_description": str(e)}, status_code=401
-            )
-        status, code = _AUTH_ERRORS[type(e)]
-        return error_response(status, code, str(e))
+    async def _mapped(request: Request, e: Exception) -> JSONResponse:
+        mapped = api_error(e)
+        if mapped is None:
+            return await _internal(request, e)
+        return error_response(mapped.status, mapped.code, mapped.message)
+
+    handled: list[type[Exception]] = [ApiError, *_MAPPED]
+    for cls in handled:
+        app.add_exception_handler(cls, _mapped)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:

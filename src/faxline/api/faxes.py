@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from PIL import Image, ImageSequence
 from starlette.concurrency import run_in_threadpool
 
-from faxline.api.errors import ApiError
+from faxline.api.errors import ApiError, api_error
 from faxline.api.multipart import BodyError, BodyTooLarge, Part, read_parts
 from faxline.api.state import AppState
 from faxline.api.views import fax_view
@@ -21,12 +21,11 @@ from faxline.auth.errors import FaxNotEnabled, NotFound
 from faxline.auth.tokens import authenticate, bearer_value
 from faxline.directory.resolve import (
     ExtensionInfo,
-    RecipientError,
     UserInfo,
     resolve_extension,
     resolve_recipients,
 )
-from faxline.documents import DocumentError, InputFile, Resolution
+from faxline.documents import InputFile, Resolution
 from faxline.documents.sniff import sniff
 from faxline.store import faxes as fax_store
 from faxline.store.models import Fax
@@ -135,10 +134,8 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
             max_bytes=settings.max_upload_bytes,
             max_parts=settings.max_files + 16,
         )
-    except BodyTooLarge as e:
-        body_error = ApiError(413, "request_too_large", str(e))
-    except BodyError as e:
-        body_error = ApiError(400, "request_invalid", str(e))
+    except (BodyTooLarge, BodyError) as e:
+        body_error = api_error(e)
     given: list[str] | None = None
     if body_error is None:
         try:
@@ -158,10 +155,7 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
             found = resolve_recipients(session, ext.organization_id, given)
         return _Target(principal, user, ext), [(r.given, r.destination) for r in found]
 
-    try:
-        target, classified = await run_in_threadpool(lookup)
-    except RecipientError as e:
-        raise ApiError(400, "fx_recipients_invalid", str(e)) from None
+    target, classified = await run_in_threadpool(lookup)
     if body_error is not None or classified is None:
         assert body_error is not None
         raise body_error
@@ -169,10 +163,7 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
     inputs = _files_of(parts, settings.max_files)
 
     resolution = Resolution(settings.resolution)
-    try:
-        document = await state.converter.convert(inputs, resolution=resolution)
-    except DocumentError as e:
-        raise ApiError(400, "fx_file_invalid", str(e)) from None
+    document = await state.converter.convert(inputs, resolution=resolution)
     if document.pages == 0 or document.tiff is None:
         return Response(status_code=204)
 
@@ -200,8 +191,7 @@ async def create_fax(request: Request, user_id: str, extension: str) -> Response
             )
 
     fax = await run_in_threadpool(save)
-    if state.dispatcher is not None:
-        state.dispatcher.poke()
+    state.queued()
     return JSONResponse({"id": fax.id, "uid": fax.uid})
 
 

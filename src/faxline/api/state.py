@@ -6,22 +6,24 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from faxline.clock import utc_now
 from faxline.config import Settings
-from faxline.delivery.dispatcher import Dispatcher
 from faxline.documents.pool import ConverterPool
 from faxline.store.files import FileStore
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass
 class AppState:
     settings: Settings
-    engine: Engine
     sessions: sessionmaker[Session]
     files: FileStore
     converter: ConverterPool
     clock: Callable[[], dt.datetime] = field(default=utc_now)
-    dispatcher: Dispatcher | None = None
+    # Called when a delivery was queued, so that a dispatcher in this process looks now.
+    queued: Callable[[], None] = field(default=_nothing)

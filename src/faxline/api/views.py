@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from faxline.delivery.status import fax_status
 from faxline.store.models import Attempt, Delivery, Fax
+from faxline.store.status import fax_status
 
 
 def _iso(t: dt.datetime | None) -> str | None:

@@ -1,25 +1,77 @@
-"""One call, as a worker process runs it: plain values in, plain values out.
+"""What the dispatcher hands to whoever places a call, and what it gets back.
 
-Calls run in processes, not threads (SpanDSP sessions are CPU-bound and their C state is
-best kept away from the server's threads). The in-process line of `faxline.fax.line` is
-the telephone network for local extensions and the simulator.
+A call is planned as plain, picklable values: a :class:`LineCall` goes over the in-process
+line (to a local extension or a simulated far end, see :mod:`.line`), a :class:`TrunkCall`
+through a SIP trunk (the gateway places it). Both are placed by a :class:`CallPlacer`,
+which runs the call to its end and says how it went as a :class:`CallOutcome`. Cancelling
+``place()`` must stop the call: the dispatcher does that when it loses a delivery's lease
+or shuts down.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from faxline.delivery.policy import Cause, cause_of_t30
-from faxline.fax.errors import FaxDocumentError
-from faxline.fax.job import FaxJob
-from faxline.fax.line import Impairments, Transport, run_call, run_call_paced
+from faxline.directory.trunks import TrunkConfig
+from faxline.fax.events import FaxResult
 
 
 @dataclass(frozen=True)
-class CallPlan:
-    """Everything a worker needs to place one call (picklable)."""
+class CallOutcome:
+    cause: Cause
+    transport: str | None = None
+    pages: int = 0
+    bit_rate: int | None = None
+    ecm: bool | None = None
+    bad_rows: int = 0
+    remote_ident: str | None = None
+    t30_code: int | None = None
+    t30_text: str | None = None
+    received: str | None = None  # path of what the far end received, if it got a whole fax
+    sip_status: int | None = None
+    sip_reason: str | None = None
+
+
+def outcome_of_fax(
+    fax: FaxResult,
+    transport: str,
+    *,
+    note: str | None = None,
+    far: FaxResult | None = None,
+    received: str | None = None,
+    sip_status: int | None = None,
+    sip_reason: str | None = None,
+) -> CallOutcome:
+    """The outcome of a call that carried a T.30 session, from the sender's result.
+
+    ``note`` is added to the T.30 text (how the call ended, when that was not normal);
+    ``far`` is the receiver's result where we have it (the in-process line), whose count
+    of damaged rows is the true one; ``received`` is kept only when the fax was delivered.
+    """
+    cause = cause_of_t30(fax.completion_code)
+    if cause is Cause.DELIVERED and not fax.success:
+        cause = Cause.T30_FAILURE
+    return CallOutcome(
+        cause=cause,
+        transport=transport,
+        pages=fax.pages,
+        bit_rate=fax.bit_rate or None,
+        ecm=fax.ecm,
+        bad_rows=max(fax.bad_rows, far.bad_rows) if far is not None else fax.bad_rows,
+        remote_ident=fax.remote_ident or None,
+        t30_code=fax.completion_code,
+        t30_text=f"{fax.completion_text} ({note})" if note else fax.completion_text,
+        received=received if cause is Cause.DELIVERED else None,
+        sip_status=sip_status,
+        sip_reason=sip_reason,
+    )
+
+
+@dataclass(frozen=True)
+class LineCall:
+    """A call over the in-process line, and how its far end behaves."""
 
     document: str  # TIFF to send
     ident: str  # our TSI
@@ -41,76 +93,23 @@ class CallPlan:
 
 
 @dataclass(frozen=True)
-class CallOutcome:
-    cause: Cause
-    transport: str | None = None
-    pages: int = 0
-    bit_rate: int | None = None
-    ecm: bool | None = None
-    bad_rows: int = 0
-    remote_ident: str | None = None
-    t30_code: int | None = None
-    t30_text: str | None = None
-    received: str | None = None  # path of what the far end received, if it got a whole fax
-    received_pages: int = 0
-    sip_status: int | None = None
-    sip_reason: str | None = None
+class TrunkCall:
+    """A call through a SIP trunk to `number` (already in the form the trunk wants)."""
+
+    number: str
+    trunk: TrunkConfig
+    document: str
+    ident: str
+    header: str
+    caller_id: str | None
 
 
-def place_call(plan: CallPlan) -> CallOutcome:
-    """Run one call to the end and say how it went."""
-    if plan.busy:
-        return CallOutcome(Cause.BUSY)
-    if plan.no_answer:
-        return CallOutcome(Cause.NO_ANSWER)
-    transport = Transport(plan.transport)
-    try:
-        sender = FaxJob.send(plan.document, ident=plan.ident, header=plan.header, ecm=plan.ecm)
-        receiver = FaxJob.receive(
-            plan.receive_into, ident=plan.far_ident, ecm=plan.far_ecm, fine=plan.far_fine
-        )
-    except (FaxDocumentError, ValueError) as e:
-        return CallOutcome(Cause.DOCUMENT_ERROR, t30_text=str(e))
-    impairments = Impairments(
-        lost_audio_blocks=plan.lost_audio_blocks,
-        lost_packets=plan.lost_packets,
-        seed=plan.seed,
-        hangup_after_page=plan.hangup_after_page,
-    )
-    try:
-        if plan.paced:
-            result = asyncio.run(
-                run_call_paced(
-                    sender,
-                    receiver,
-                    transport=transport,
-                    impairments=impairments,
-                    max_duration_s=plan.max_duration_s,
-                )
-            )
-        else:
-            result = run_call(
-                sender,
-                receiver,
-                transport=transport,
-                impairments=impairments,
-                max_duration_s=plan.max_duration_s,
-            )
-    except FaxDocumentError as e:
-        return CallOutcome(Cause.DOCUMENT_ERROR, t30_text=str(e))
-    tx, rx = result.sender, result.receiver
-    cause = cause_of_t30(tx.completion_code)
-    got_all = rx.success and cause is Cause.DELIVERED and os.path.exists(plan.receive_into)
-    return CallOutcome(
-        cause=cause,
-        transport=transport.value,
-        pages=tx.pages,
-        bit_rate=tx.bit_rate or None,
-        ecm=tx.ecm,
-        bad_rows=max(tx.bad_rows, rx.bad_rows),
-        remote_ident=tx.remote_ident or None,
-        t30_code=tx.completion_code,
-        t30_text=tx.completion_text,
-        received=plan.receive_into if got_all else None,
-        received_pages=rx.pages,
-    )
+CallT_contra = TypeVar("CallT_contra", LineCall, TrunkCall, contravariant=True)
+
+
+class CallPlacer(Protocol[CallT_contra]):
+    """Something that places calls: the in-process line, or the SIP gateway's trunks."""
+
+    async def place(self, call: CallT_contra) -> CallOutcome:
+        """Run the call to its end; when cancelled, stop it (hang up) and re-raise."""
+        ...

@@ -4,18 +4,14 @@ what happened. Runs inside `faxline serve`, or alone as `faxline worker`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import multiprocessing
 import os
 import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from faxline.clock import utc_now
 from faxline.config import Settings
 from faxline.delivery import queue
-from faxline.delivery.calls import CallOutcome, CallPlan, place_call
+from faxline.delivery.calls import CallOutcome, CallPlacer, LineCall, TrunkCall
+from faxline.delivery.line import LinePlacer
 from faxline.delivery.policy import Cause, Retry, RetryPolicy, decide
 from faxline.delivery.routing import LocalRoute, NoRoute, SimulatorRoute, SipRoute, route
-from faxline.delivery.simulator import Behaviour
+from faxline.directory.simulator import Behaviour
 from faxline.fax.job import fax_text
-from faxline.gateway.outbound import SipTimers, call_trunk
-from faxline.gateway.service import SipGateway
 from faxline.store import faxes as fax_store
 from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Fax
@@ -49,17 +44,21 @@ def policy_from(settings: Settings) -> RetryPolicy:
 
 @dataclass
 class _Prepared:
-    plan: CallPlan | None
+    call: LineCall | TrunkCall | None
     route_name: str
     max_calls: int
     local_extension: int | None = None
     keep_received: bool = False
     outcome: CallOutcome | None = None  # decided without a call (no route)
-    sip: SipRoute | None = None  # a call through a trunk, placed from this event loop
 
 
 class Dispatcher:
-    """Moves deliveries from `queued`/`retrying` to a final state by placing calls."""
+    """Moves deliveries from `queued`/`retrying` to a final state by placing calls.
+
+    Line calls (local extensions, the simulator) go to `line` (by default a pool of worker
+    processes the dispatcher owns); trunk calls to `trunks`, the SIP gateway, when this
+    process has one.
+    """
 
     def __init__(
         self,
@@ -69,7 +68,8 @@ class Dispatcher:
         *,
         worker_id: str | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
-        gateway: SipGateway | None = None,
+        line: CallPlacer[LineCall] | None = None,
+        trunks: CallPlacer[TrunkCall] | None = None,
     ) -> None:
         self.sessions = sessions
         self.files = files
@@ -77,8 +77,9 @@ class Dispatcher:
         self.policy = policy_from(settings)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
-        self.gateway = gateway
-        self._executor: ProcessPoolExecutor | None = None
+        self._own_line = LinePlacer(settings.max_calls) if line is None else None
+        self.line: CallPlacer[LineCall] = line or self._own_line  # type: ignore[assignment]
+        self.trunks = trunks
         self._running: dict[asyncio.Task[None], queue.Claim] = {}
         self._per_route: Counter[str] = Counter()
         self._stopping = False
@@ -149,18 +150,8 @@ class Dispatcher:
                 task.cancel()
                 if claim is not None:
                     await asyncio.to_thread(self._release, claim, 0.0)
-        if self._executor is not None:
-            self._kill_workers()
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-    def _kill_workers(self) -> None:
-        # concurrent.futures has no public way to stop a running job; a drained call is
-        # given back to the queue, so its process must not go on sending the fax.
-        processes = getattr(self._executor, "_processes", None) or {}
-        for process in list(processes.values()):
-            with contextlib.suppress(Exception):
-                process.terminate()
+        if self._own_line is not None:
+            self._own_line.close()
 
     # -- one delivery ---------------------------------------------------------------------
 
@@ -176,49 +167,21 @@ class Dispatcher:
                 return
             if prepared.outcome is not None:
                 outcome = prepared.outcome
-            elif prepared.sip is not None:
-                outcome = await self._sip_call(claim, prepared)
             else:
-                assert prepared.plan is not None
-                outcome = await self._call(claim, prepared.plan)
+                assert prepared.call is not None
+                outcome = await self._place(claim, prepared.call)
             await asyncio.to_thread(self._finish, claim, attempt_id, prepared, outcome)
         finally:
             self._per_route[prepared.route_name] -= 1
 
-    async def _call(self, claim: queue.Claim, plan: CallPlan) -> CallOutcome:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool(), place_call, plan)
+    async def _place(self, claim: queue.Claim, call: LineCall | TrunkCall) -> CallOutcome:
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         try:
-            return await future
-        except BrokenProcessPool:
-            log.error("call process for delivery %d died", claim.delivery_id)
-            self._executor = None
-            return CallOutcome(Cause.INTERRUPTED)
-        finally:
-            heartbeat.cancel()
-
-    async def _sip_call(self, claim: queue.Claim, prepared: _Prepared) -> CallOutcome:
-        assert prepared.sip is not None and prepared.plan is not None
-        if self.gateway is None:
-            return CallOutcome(Cause.UNAVAILABLE, sip_reason="SIP is off in this process")
-        plan = prepared.plan
-        heartbeat = asyncio.create_task(self._heartbeat(claim))
-        try:
-            return await call_trunk(
-                self.gateway.ua,
-                prepared.sip,
-                document=plan.document,
-                ident=plan.ident,
-                header=plan.header,
-                caller_id=plan.ident or None,
-                media_host=self.gateway.media_host,
-                timers=SipTimers(
-                    answer_timeout_s=self.settings.sip_answer_timeout_s,
-                    media_timeout_s=self.settings.sip_media_timeout_s,
-                    max_duration_s=self.settings.sip_max_call_s,
-                ),
-            )
+            if isinstance(call, LineCall):
+                return await self.line.place(call)
+            if self.trunks is None:
+                return CallOutcome(Cause.UNAVAILABLE, sip_reason="SIP is off in this process")
+            return await self.trunks.place(call)
         finally:
             heartbeat.cancel()
 
@@ -230,14 +193,6 @@ class Dispatcher:
             if not ok:
                 log.warning("lost the lease of delivery %d", claim.delivery_id)
                 return
-
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.settings.max_calls,
-                mp_context=multiprocessing.get_context("forkserver"),
-            )
-        return self._executor
 
     # -- database work (in threads) -------------------------------------------------------
 
@@ -264,50 +219,61 @@ class Dispatcher:
             fax = s.get(Fax, claim.fax_id)
             assert fax is not None
             where = route(s, claim.destination)
-            sender = fax.extension
-            base = CallPlan(
-                document=str(self.files.path(fax.document)),
-                ident=fax_text(sender.caller_id, 20),
-                header=fax_text(sender.header, 50),
-                ecm=True,
-                transport=self.settings.local_transport,
-                receive_into="",
-                far_ident="",
-                paced=self.settings.paced_calls,
-                seed=claim.delivery_id * 1000 + claim.attempts,
-            )
+            document = str(self.files.path(fax.document))
+            ident = fax_text(fax.extension.caller_id, 20)
+            header = fax_text(fax.extension.header, 50)
         if isinstance(where, NoRoute):
             return _Prepared(
                 None, where.route, 1, outcome=CallOutcome(Cause.NO_ROUTE, t30_text=where.reason)
             )
         if isinstance(where, SipRoute):
-            return _Prepared(base, where.route, where.max_calls, sip=where)
+            trunk_call = TrunkCall(
+                number=where.number,
+                trunk=where.trunk,
+                document=document,
+                ident=ident,
+                header=header,
+                caller_id=ident or None,
+            )
+            return _Prepared(trunk_call, where.route, where.max_calls)
+        base = LineCall(
+            document=document,
+            ident=ident,
+            header=header,
+            ecm=True,
+            transport=self.settings.local_transport,
+            receive_into="",
+            far_ident="",
+            paced=self.settings.paced_calls,
+            seed=claim.delivery_id * 1000 + claim.attempts,
+        )
         if isinstance(where, LocalRoute):
-            plan = _replace(
+            call = dataclasses.replace(
                 base,
                 receive_into=str(self.files.staging_path()),
                 far_ident=fax_text(where.ident, 20),
             )
-            return _Prepared(plan, "local", 10**6, local_extension=where.extension_id)
+            return _Prepared(call, "local", 10**6, local_extension=where.extension_id)
         assert isinstance(where, SimulatorRoute)
         b = where.behaviour
         folder = self.settings.data_dir / "simulator" / where.number.lstrip("+")
         folder.mkdir(parents=True, exist_ok=True)
-        plan = _replace(
+        lossy = b.behaviour is Behaviour.LOSSY
+        call = dataclasses.replace(
             base,
             receive_into=str(folder / f"delivery-{claim.delivery_id}-{claim.attempts + 1}.tif"),
             far_ident=b.ident,
             far_ecm=b.ecm,
             far_fine=b.behaviour is not Behaviour.REFUSE_FINE,
-            transport=b.transport or base.transport,
+            transport="audio" if lossy else b.transport or base.transport,
+            ecm=b.ecm if lossy else base.ecm,
+            seed=b.seed if lossy else base.seed,
             busy=b.behaviour is Behaviour.BUSY or claim.attempts < b.busy_attempts,
             no_answer=b.behaviour is Behaviour.NO_ANSWER,
             hangup_after_page=b.page if b.behaviour is Behaviour.HANGUP_AFTER_PAGE else None,
-            lost_audio_blocks=b.loss if b.behaviour is Behaviour.LOSSY else 0.0,
+            lost_audio_blocks=b.loss if lossy else 0.0,
         )
-        if b.behaviour is Behaviour.LOSSY:
-            plan = _replace(plan, transport="audio", ecm=b.ecm, seed=b.seed)
-        return _Prepared(plan, where.route, where.max_calls, keep_received=True)
+        return _Prepared(call, where.route, where.max_calls, keep_received=True)
 
     def _finish(
         self, claim: queue.Claim, attempt_id: int | None, prepared: _Prepared, outcome: CallOutcome
@@ -341,15 +307,15 @@ class Dispatcher:
                             self.files,
                             received,
                             extension_id=prepared.local_extension,
-                            remote_ident=prepared.plan.ident if prepared.plan else None,
+                            remote_ident=prepared.call.ident if prepared.call else None,
                             remote_number=fax.extension.number,
                             now=now,
                         )
                         written.append(published)
             finally:
-                plan = prepared.plan
-                if plan is not None and plan.receive_into and not prepared.keep_received:
-                    self.files.discard(Path(plan.receive_into))
+                call = prepared.call
+                if isinstance(call, LineCall) and call.receive_into and not prepared.keep_received:
+                    self.files.discard(Path(call.receive_into))
         log.info(
             "delivery %d to %s: %s (%s, %d pages)",
             claim.delivery_id,
@@ -358,7 +324,3 @@ class Dispatcher:
             outcome.cause.value,
             outcome.pages,
         )
-
-
-def _replace(plan: CallPlan, **changes: object) -> CallPlan:
-    return dataclasses.replace(plan, **changes)  # type: ignore[arg-type]

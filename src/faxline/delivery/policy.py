@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 
-from faxline.delivery.status import DeliveryStatus
+from faxline.store.status import DeliveryStatus
 
 
 class Cause(enum.StrEnum):

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from faxline.delivery.calls import CallOutcome
 from faxline.delivery.policy import Decision
-from faxline.delivery.status import DeliveryStatus
 from faxline.store.models import Attempt, Delivery
+from faxline.store.status import DeliveryStatus
 
 _WAITING = (DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value)
 

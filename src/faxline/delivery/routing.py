@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faxline.delivery.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.numbers import is_extension_form, split_full
+from faxline.directory.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.trunks import TrunkConfig
 from faxline.store.models import Extension, Organization, Route
 

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from faxline.auth.context import Role
 from faxline.auth.secrets import hash_secret, verify_secret
-from faxline.delivery.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.numbers import NumberError, is_phone_number, split_full
+from faxline.directory.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.trunks import TrunkConfig
 from faxline.store.models import App, Extension, Organization, Route, User
 

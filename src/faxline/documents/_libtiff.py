@@ -3,21 +3,27 @@
 Only what faxline needs: CCITT G4 coding of one bilevel page and decoding of bilevel pages.
 Every handle is opened with its own error handler (libtiff >= 4.5), so messages are
 collected per call and nothing is printed on stderr; the callbacks are module globals so
-they stay referenced for as long as C may call them.
+they stay referenced for as long as C may call them. As in ``faxline.fax._spandsp``, the
+library is loaded on first use (:func:`lib`), every function is declared with its argument
+types and an ``errcheck`` that turns C failures into :class:`LibtiffError`, and variadic
+calls go through typed helpers.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from faxline.documents.errors import ConverterSetupError
 
 TAG_IMAGEWIDTH = 256
 TAG_IMAGELENGTH = 257
@@ -37,18 +43,8 @@ class LibtiffError(Exception):
     """libtiff reported an error; the message is libtiff's own."""
 
 
-def _load() -> ctypes.CDLL:
-    name = ctypes.util.find_library("tiff") or "libtiff.so.6"
-    try:
-        return ctypes.CDLL(name)
-    except OSError:
-        return ctypes.CDLL("libtiff.so.6")
-
-
-_lib = _load()
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-_libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
-_libc.vsnprintf.restype = ctypes.c_int
+LIBRARY_NAME = "libtiff.so.6"
+DEBIAN_PACKAGE = "libtiff6"
 
 _HANDLER = ctypes.CFUNCTYPE(
     ctypes.c_int,
@@ -59,45 +55,88 @@ _HANDLER = ctypes.CFUNCTYPE(
     ctypes.c_void_p,
 )
 
-_lib.TIFFOpenOptionsAlloc.argtypes = []
-_lib.TIFFOpenOptionsAlloc.restype = ctypes.c_void_p
-_lib.TIFFOpenOptionsFree.argtypes = [ctypes.c_void_p]
-_lib.TIFFOpenOptionsFree.restype = None
-_lib.TIFFOpenOptionsSetErrorHandlerExtR.argtypes = [ctypes.c_void_p, _HANDLER, ctypes.c_void_p]
-_lib.TIFFOpenOptionsSetErrorHandlerExtR.restype = None
-_lib.TIFFOpenOptionsSetWarningHandlerExtR.argtypes = [ctypes.c_void_p, _HANDLER, ctypes.c_void_p]
-_lib.TIFFOpenOptionsSetWarningHandlerExtR.restype = None
-_lib.TIFFFdOpenExt.argtypes = [
-    ctypes.c_int,
-    ctypes.c_char_p,
-    ctypes.c_char_p,
-    ctypes.c_void_p,
-]
-_lib.TIFFFdOpenExt.restype = ctypes.c_void_p
-_lib.TIFFClose.argtypes = [ctypes.c_void_p]
-_lib.TIFFClose.restype = None
-_lib.TIFFWriteEncodedStrip.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_uint32,
-    ctypes.c_void_p,
-    ctypes.c_ssize_t,
-]
-_lib.TIFFWriteEncodedStrip.restype = ctypes.c_ssize_t
-_lib.TIFFReadEncodedStrip.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_uint32,
-    ctypes.c_void_p,
-    ctypes.c_ssize_t,
-]
-_lib.TIFFReadEncodedStrip.restype = ctypes.c_ssize_t
-_lib.TIFFNumberOfStrips.argtypes = [ctypes.c_void_p]
-_lib.TIFFNumberOfStrips.restype = ctypes.c_uint32
-_lib.TIFFIsTiled.argtypes = [ctypes.c_void_p]
-_lib.TIFFIsTiled.restype = ctypes.c_int
-_lib.TIFFReadDirectory.argtypes = [ctypes.c_void_p]
-_lib.TIFFReadDirectory.restype = ctypes.c_int
-_lib.TIFFGetField.restype = ctypes.c_int
-_lib.TIFFSetField.restype = ctypes.c_int
+
+def _check_handle(result: int | None, func: Any, args: tuple[Any, ...]) -> int:
+    """``errcheck`` for functions returning a handle: NULL means failure."""
+    if not result:
+        raise LibtiffError(_last_error(f"{func.__name__} failed"))
+    return result
+
+
+def _check_one(result: int, func: Any, args: tuple[Any, ...]) -> int:
+    """``errcheck`` for functions returning 1 on success."""
+    if result != 1:
+        raise LibtiffError(_last_error(f"{func.__name__} failed"))
+    return result
+
+
+def _check_size(result: int, func: Any, args: tuple[Any, ...]) -> int:
+    """``errcheck`` for functions returning a byte count, -1 on failure."""
+    if result < 0:
+        raise LibtiffError(_last_error(f"{func.__name__} failed"))
+    return result
+
+
+_P = ctypes.c_void_p
+_U32 = ctypes.c_uint32
+_Checker = Callable[[Any, Any, tuple[Any, ...]], Any] | None
+# name: (restype, argtypes, errcheck). TIFFSetField and TIFFGetField are variadic: only
+# their fixed arguments are declared, and `_set_field`/`_get_field` pass the rest typed.
+_DECLARATIONS: dict[str, tuple[Any, list[Any], _Checker]] = {
+    "TIFFOpenOptionsAlloc": (_P, [], _check_handle),
+    "TIFFOpenOptionsFree": (None, [_P], None),
+    "TIFFOpenOptionsSetErrorHandlerExtR": (None, [_P, _HANDLER, _P], None),
+    "TIFFOpenOptionsSetWarningHandlerExtR": (None, [_P, _HANDLER, _P], None),
+    "TIFFFdOpenExt": (_P, [ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, _P], _check_handle),
+    "TIFFClose": (None, [_P], None),
+    "TIFFWriteEncodedStrip": (ctypes.c_ssize_t, [_P, _U32, _P, ctypes.c_ssize_t], _check_size),
+    "TIFFReadEncodedStrip": (ctypes.c_ssize_t, [_P, _U32, _P, ctypes.c_ssize_t], _check_size),
+    "TIFFNumberOfStrips": (_U32, [_P], None),
+    "TIFFIsTiled": (ctypes.c_int, [_P], None),
+    "TIFFReadDirectory": (ctypes.c_int, [_P], None),  # 0 at the last page, not an error
+    "TIFFGetField": (ctypes.c_int, [_P, _U32], None),  # 0 when the tag is absent
+    "TIFFSetField": (ctypes.c_int, [_P, _U32], _check_one),
+}
+
+
+@functools.cache
+def lib() -> ctypes.CDLL:
+    """Load libtiff once and declare the functions faxline uses.
+
+    Raises :class:`ConverterSetupError` (naming the Debian package) when the library
+    cannot be loaded or is older than 4.5 (which added per-handle error handlers).
+    """
+    path = ctypes.util.find_library("tiff") or LIBRARY_NAME
+    try:
+        cdll = ctypes.CDLL(path)
+    except OSError as exc:
+        raise ConverterSetupError(
+            f"libtiff ({LIBRARY_NAME}) cannot be loaded: {exc}; "
+            f"install the Debian package {DEBIAN_PACKAGE}"
+        ) from exc
+    for name, (restype, argtypes, errcheck) in _DECLARATIONS.items():
+        try:
+            func = getattr(cdll, name)
+        except AttributeError as exc:
+            raise ConverterSetupError(
+                f"{path} lacks {name}; faxline needs libtiff 4.5 or newer "
+                f"(Debian package {DEBIAN_PACKAGE})"
+            ) from exc
+        func.restype = restype
+        func.argtypes = argtypes
+        if errcheck is not None:
+            func.errcheck = errcheck
+    return cdll
+
+
+@functools.cache
+def _vsnprintf() -> Any:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    func = libc.vsnprintf
+    func.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+    func.restype = ctypes.c_int
+    return func
+
 
 # Messages of the handle being used on this thread (libtiff calls back synchronously).
 _messages = threading.local()
@@ -106,7 +145,7 @@ _messages = threading.local()
 def _collect(tif: Any, user_data: Any, module: bytes | None, fmt: bytes | None, ap: Any) -> int:
     buf = ctypes.create_string_buffer(512)
     if fmt is not None:
-        _libc.vsnprintf(buf, len(buf), fmt, ap)
+        _vsnprintf()(buf, len(buf), fmt, ap)
     text = buf.value.decode("utf-8", "replace")
     prefix = (module or b"").decode("utf-8", "replace")
     if user_data:  # errors carry a non-NULL marker, warnings are dropped
@@ -123,22 +162,24 @@ _ERROR_MARK = ctypes.c_void_p(1)
 @contextmanager
 def _open_fd(fd: int, mode: bytes) -> Iterator[int]:
     """Open ``fd`` (a duplicate is handed to libtiff, which closes it) and yield the handle."""
-    options = _lib.TIFFOpenOptionsAlloc()
-    _lib.TIFFOpenOptionsSetErrorHandlerExtR(options, _error_cb, _ERROR_MARK)
-    _lib.TIFFOpenOptionsSetWarningHandlerExtR(options, _error_cb, None)
+    tiff = lib()
+    options = tiff.TIFFOpenOptionsAlloc()
+    tiff.TIFFOpenOptionsSetErrorHandlerExtR(options, _error_cb, _ERROR_MARK)
+    tiff.TIFFOpenOptionsSetWarningHandlerExtR(options, _error_cb, None)
     _messages.errors = []
     dup = os.dup(fd)
     try:
-        tif = _lib.TIFFFdOpenExt(dup, b"faxline", mode, options)
-        if not tif:
+        try:
+            tif = tiff.TIFFFdOpenExt(dup, b"faxline", mode, options)
+        except LibtiffError:
             os.close(dup)
-            raise LibtiffError(_last_error("cannot open the TIFF"))
+            raise
         try:
             yield tif
         finally:
-            _lib.TIFFClose(tif)
+            tiff.TIFFClose(tif)
     finally:
-        _lib.TIFFOpenOptionsFree(options)
+        tiff.TIFFOpenOptionsFree(options)
 
 
 def _last_error(default: str) -> str:
@@ -146,14 +187,24 @@ def _last_error(default: str) -> str:
     return errors[-1] if errors else default
 
 
-def _check(ok: bool, default: str) -> None:
+def _raise_reported() -> None:
+    """An error libtiff reported through the handler while the call itself succeeded."""
     errors: list[str] = getattr(_messages, "errors", None) or []
-    if not ok or errors:
-        raise LibtiffError(errors[-1] if errors else default)
+    if errors:
+        raise LibtiffError(errors[-1])
 
 
-def _u32(value: int) -> ctypes.c_uint32:
-    return ctypes.c_uint32(value)
+def _set_field(tif: int, tag: int, value: int) -> None:
+    """TIFFSetField for the integer tags faxline writes (all passed as uint32)."""
+    lib().TIFFSetField(tif, tag, ctypes.c_uint32(value))
+
+
+def _get_field(tif: int, tag: int, ctype: type[Any]) -> int | None:
+    """TIFFGetField into a `ctype` (the tag's C type); None when the tag is absent."""
+    value = ctype()
+    if lib().TIFFGetField(tif, tag, ctypes.byref(value)) != 1:
+        return None
+    return int(value.value)
 
 
 def encode_g4_tiff(packed: npt.NDArray[np.uint8], width: int) -> bytes:
@@ -181,9 +232,9 @@ def _encode_into(fd: int, data: npt.NDArray[np.uint8], rows: int, width: int) ->
             (TAG_ROWSPERSTRIP, rows),
             (TAG_T6OPTIONS, 0),
         ):
-            _check(_lib.TIFFSetField(ctypes.c_void_p(tif), _u32(tag), _u32(value)) == 1, "set")
-        written = _lib.TIFFWriteEncodedStrip(tif, 0, data.ctypes.data, data.nbytes)
-        _check(written >= 0, "cannot encode the page")
+            _set_field(tif, tag, value)
+        lib().TIFFWriteEncodedStrip(tif, 0, data.ctypes.data, data.nbytes)
+        _raise_reported()
     size = os.fstat(fd).st_size
     return os.pread(fd, size, 0)
 
@@ -200,39 +251,30 @@ def decode_bilevel(data: bytes) -> list[npt.NDArray[np.bool_]]:
         os.close(fd)
 
 
-def _field(tif: int, tag: int, ctype: type[Any]) -> int | None:
-    value = ctype()
-    if _lib.TIFFGetField(ctypes.c_void_p(tif), _u32(tag), ctypes.byref(value)) != 1:
-        return None
-    return int(value.value)
-
-
 def _decode_pages(tif: int) -> list[npt.NDArray[np.bool_]]:
     pages: list[npt.NDArray[np.bool_]] = []
     while True:
-        width = _field(tif, TAG_IMAGEWIDTH, ctypes.c_uint32) or 0
-        length = _field(tif, TAG_IMAGELENGTH, ctypes.c_uint32) or 0
-        bits = _field(tif, TAG_BITSPERSAMPLE, ctypes.c_uint16) or 1
-        spp = _field(tif, TAG_SAMPLESPERPIXEL, ctypes.c_uint16) or 1
-        photometric = _field(tif, TAG_PHOTOMETRIC, ctypes.c_uint16)
-        if bits != 1 or spp != 1 or _lib.TIFFIsTiled(tif):
+        width = _get_field(tif, TAG_IMAGEWIDTH, ctypes.c_uint32) or 0
+        length = _get_field(tif, TAG_IMAGELENGTH, ctypes.c_uint32) or 0
+        bits = _get_field(tif, TAG_BITSPERSAMPLE, ctypes.c_uint16) or 1
+        spp = _get_field(tif, TAG_SAMPLESPERPIXEL, ctypes.c_uint16) or 1
+        photometric = _get_field(tif, TAG_PHOTOMETRIC, ctypes.c_uint16)
+        if bits != 1 or spp != 1 or lib().TIFFIsTiled(tif):
             raise LibtiffError("not a bilevel striped page")
-        rows_per_strip = _field(tif, TAG_ROWSPERSTRIP, ctypes.c_uint32) or length
+        rows_per_strip = _get_field(tif, TAG_ROWSPERSTRIP, ctypes.c_uint32) or length
         stride = (width + 7) // 8
         buf = np.zeros((length, stride), dtype=np.uint8)
-        for strip in range(_lib.TIFFNumberOfStrips(tif)):
+        for strip in range(lib().TIFFNumberOfStrips(tif)):
             first = strip * rows_per_strip
             rows = min(rows_per_strip, length - first)
             if rows <= 0:
                 break
-            got = _lib.TIFFReadEncodedStrip(
-                tif, strip, buf[first:].ctypes.data, ctypes.c_ssize_t(rows * stride)
-            )
-            _check(got >= 0, "cannot decode the page")
+            lib().TIFFReadEncodedStrip(tif, strip, buf[first:].ctypes.data, rows * stride)
+            _raise_reported()
         bits_array = np.unpackbits(buf, axis=1, count=width).astype(np.bool_)
         if photometric == 1:  # min-is-black: a 1 bit is white
             bits_array = ~bits_array
         pages.append(bits_array)
-        if not _lib.TIFFReadDirectory(tif):
+        if not lib().TIFFReadDirectory(tif):
             _messages.errors = []
             return pages

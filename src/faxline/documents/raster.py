@@ -62,11 +62,6 @@ def _clustered_dot(period: int = 8) -> npt.NDArray[np.uint8]:
 _SCREEN = _clustered_dot()
 
 
-def threshold(gray: npt.NDArray[np.uint8], level: int = 128) -> npt.NDArray[np.bool_]:
-    """Black where darker than ``level``: crisp text."""
-    return gray < level
-
-
 def dither(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     """Clustered-dot ordered dither: photos as halftone dots that G4 codes compactly."""
     h, w = gray.shape

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faxline.clock import utc_now
 from faxline.config import Settings
+from faxline.delivery.calls import CallOutcome, TrunkCall
 from faxline.directory.trunks import TrunkConfig
 from faxline.fax.job import FaxJob, fax_text
 from faxline.gateway.inbound import (
@@ -29,6 +30,7 @@ from faxline.gateway.inbound import (
     number_variants,
     trusted,
 )
+from faxline.gateway.outbound import SipTimers, call_trunk
 from faxline.sip.call import CallFailed, IncomingCall
 from faxline.sip.digest import Credentials
 from faxline.sip.ua import UserAgent
@@ -44,7 +46,7 @@ RETRY_REGISTER_S = 30.0
 
 
 class SipGateway:
-    """Owns the user agent of this process."""
+    """Owns the user agent of this process; places the dispatcher's trunk calls."""
 
     def __init__(
         self,
@@ -108,6 +110,17 @@ class SipGateway:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- outbound -------------------------------------------------------------------------
+
+    async def place(self, call: TrunkCall) -> CallOutcome:
+        """A delivery's call through a trunk (the dispatcher's `CallPlacer` for trunks)."""
+        timers = SipTimers(
+            answer_timeout_s=self.settings.sip_answer_timeout_s,
+            media_timeout_s=self.settings.sip_media_timeout_s,
+            max_duration_s=self.settings.sip_max_call_s,
+        )
+        return await call_trunk(self.ua, call, media_host=self.media_host, timers=timers)
 
     # -- inbound --------------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from faxline.delivery.status import UNFINISHED, DeliveryStatus
 from faxline.documents.faxtiff import check_fax_tiff
 from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Extension, Fax, FaxFile
+from faxline.store.status import UNFINISHED, DeliveryStatus
 
 _DELIVERIES = selectinload(Fax.deliveries).selectinload(Delivery.attempt_log)
 

@@ -1,2 +1,3 @@
 """Test doubles that ship with faxline, for its tests and for yours: :mod:`.clock` (a clock
-that moves only when told) and :mod:`.relay` (a lossy UDP relay for SIP and media)."""
+that moves only when told), :mod:`.relay` (a lossy UDP relay for SIP and media) and
+:mod:`.waiting` (waiting for what another process does)."""
