@@ -255,3 +255,13 @@ def test_internal_error_is_500_without_trace_and_stores_nothing(api: Api) -> Non
         from faxline.store.models import Fax
 
         assert s.query(Fax).count() == 0
+
+
+def test_jpeg_without_image_data_is_refused(api: Api) -> None:
+    from tests.documents.documents_factory import jpeg_without_scan_data
+
+    hollow = jpeg_without_scan_data(8000, 8000)
+    r = api.send("alice", "@me/210", files=[("ok.txt", b"fine"), ("hollow.jpg", hollow)])
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "fx_file_invalid"), r.text
+    assert r.json()["error"]["message"].startswith("hollow.jpg: the image is corrupt")
+    assert api.counts() == (0, 0, 0, 0)

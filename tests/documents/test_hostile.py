@@ -6,7 +6,16 @@ import contextlib
 import io
 
 import pytest
-from documents_factory import jpeg, photo, text_pdf, tiff
+from documents_factory import (
+    g4_strip,
+    halve_strips,
+    jpeg,
+    jpeg_without_scan_data,
+    photo,
+    raw_tiff,
+    text_pdf,
+    tiff,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,3 +72,52 @@ def test_tiff_loop_is_refused() -> None:
     looped = b"II*\x00\x08\x00\x00\x00" + b"\x00\x00" + b"\x08\x00\x00\x00"
     with pytest.raises(TiffStructureError, match="loop"):
         read_frames(looped)
+
+
+def _refused(name: str, data: bytes, reason: str) -> str:
+    with pytest.raises(DocumentError) as caught:
+        convert_documents([InputFile(name, data)])
+    assert str(caught.value).startswith(f"{name}: {reason}"), caught.value
+    return str(caught.value)
+
+
+def test_jpeg_that_declares_a_huge_image_and_holds_no_data() -> None:
+    data = jpeg_without_scan_data(8000, 8000)  # 64 MP: just within the pixel limit
+    assert len(data) < 400
+    _refused("tiny.jpg", data, "the image is corrupt or truncated")
+
+
+@pytest.mark.parametrize(
+    "save",
+    [{}, {"progressive": True}, {"mode": "L"}, {"mode": "CMYK"}],
+    ids=["baseline", "progressive", "gray", "cmyk"],
+)
+def test_jpeg_cut_short_then_closed_with_an_end_marker(save: dict[str, object]) -> None:
+    mode = str(save.pop("mode", "RGB"))
+    whole = jpeg(mode, **save)
+    convert_documents([InputFile("whole.jpg", whole)])  # the intact file is fine
+    cut = whole[: len(whole) * 2 // 3] + b"\xff\xd9"
+    _refused("cut.jpg", cut, "the image is corrupt or truncated")
+
+
+def _page_strip() -> tuple[int, int, bytes]:
+    page = photo(400, 300).convert("1")
+    return page.width, page.height, g4_strip(page)
+
+
+def test_tiff_with_a_g4_strip_cut_short_names_the_page() -> None:
+    width, length, strip = _page_strip()
+    good = (width, length, 4, strip)
+    convert_documents([InputFile("fine.tif", raw_tiff([good, good]))])
+    cut = raw_tiff([good, (width, length, 4, strip[: len(strip) // 2])])
+    message = _refused("cut.tif", cut, "page 2 is corrupt or truncated")
+    assert "Premature" in message
+
+
+@pytest.mark.parametrize("compression", ["jpeg", "group3", "group4"])
+def test_tiff_whose_strips_are_cut_short(compression: str) -> None:
+    page = photo(400, 300)
+    whole = tiff([page.convert("1") if compression.startswith("group") else page],
+                 compression=compression)  # fmt: skip
+    convert_documents([InputFile("whole.tif", whole)])
+    _refused("cut.tif", halve_strips(whole), "page 1 is corrupt or truncated")

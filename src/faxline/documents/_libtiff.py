@@ -1,6 +1,7 @@
 """Private ctypes binding to the system libtiff (Debian ``libtiff6``).
 
-Only what faxline needs: CCITT G4 coding of one bilevel page and decoding of bilevel pages.
+Only what faxline needs: CCITT G4 coding of one bilevel page, decoding of bilevel pages,
+and checking that every strip or tile of a TIFF frame decodes without a fault.
 Every handle is opened with its own error handler (libtiff >= 4.5), so messages are
 collected per call and nothing is printed on stderr; the callbacks are module globals so
 they stay referenced for as long as C may call them. As in ``faxline.fax._spandsp``, the
@@ -16,7 +17,7 @@ import ctypes.util
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -91,6 +92,11 @@ _DECLARATIONS: dict[str, tuple[Any, list[Any], _Checker]] = {
     "TIFFClose": (None, [_P], None),
     "TIFFWriteEncodedStrip": (ctypes.c_ssize_t, [_P, _U32, _P, ctypes.c_ssize_t], _check_size),
     "TIFFReadEncodedStrip": (ctypes.c_ssize_t, [_P, _U32, _P, ctypes.c_ssize_t], _check_size),
+    "TIFFReadEncodedTile": (ctypes.c_ssize_t, [_P, _U32, _P, ctypes.c_ssize_t], _check_size),
+    "TIFFStripSize": (ctypes.c_ssize_t, [_P], _check_size),
+    "TIFFTileSize": (ctypes.c_ssize_t, [_P], _check_size),
+    "TIFFNumberOfTiles": (_U32, [_P], None),
+    "TIFFSetDirectory": (ctypes.c_int, [_P, ctypes.c_uint32], _check_one),
     "TIFFNumberOfStrips": (_U32, [_P], None),
     "TIFFIsTiled": (ctypes.c_int, [_P], None),
     "TIFFReadDirectory": (ctypes.c_int, [_P], None),  # 0 at the last page, not an error
@@ -148,10 +154,12 @@ def _collect(tif: Any, user_data: Any, module: bytes | None, fmt: bytes | None, 
         _vsnprintf()(buf, len(buf), fmt, ap)
     text = buf.value.decode("utf-8", "replace")
     prefix = (module or b"").decode("utf-8", "replace")
-    if user_data:  # errors carry a non-NULL marker, warnings are dropped
-        errors = getattr(_messages, "errors", None)
-        if errors is not None:
-            errors.append(f"{prefix}: {text}" if prefix else text)
+    message = f"{prefix}: {text}" if prefix else text
+    # Errors carry a non-NULL marker; warnings are kept only while a check asks for them
+    # (a decoder's warning means the data was damaged and the gap padded).
+    found = getattr(_messages, "errors" if user_data else "warnings", None)
+    if found is not None:
+        found.append(message)
     return 1  # handled: libtiff must not print on stderr
 
 
@@ -184,14 +192,21 @@ def _open_fd(fd: int, mode: bytes) -> Iterator[int]:
 
 def _last_error(default: str) -> str:
     errors: list[str] = getattr(_messages, "errors", None) or []
-    return errors[-1] if errors else default
+    if errors:
+        return errors[-1]
+    warnings: list[str] = getattr(_messages, "warnings", None) or []
+    return warnings[0] if warnings else default
 
 
-def _raise_reported() -> None:
-    """An error libtiff reported through the handler while the call itself succeeded."""
+def _raise_reported(*, strict: bool = False) -> None:
+    """An error (or, when ``strict``, a warning) that libtiff reported through the handler
+    while the call itself succeeded."""
     errors: list[str] = getattr(_messages, "errors", None) or []
     if errors:
         raise LibtiffError(errors[-1])
+    warnings: list[str] = getattr(_messages, "warnings", None) or []
+    if strict and warnings:
+        raise LibtiffError(warnings[0])
 
 
 def _set_field(tif: int, tag: int, value: int) -> None:
@@ -251,30 +266,105 @@ def decode_bilevel(data: bytes) -> list[npt.NDArray[np.bool_]]:
         os.close(fd)
 
 
+_CCITT = frozenset({2, 3, 4})
+
+
+def read_frames_strictly(
+    data: bytes, indices: Iterable[int]
+) -> Generator[npt.NDArray[np.bool_] | None]:
+    """Decode every strip or tile of the frames ``indices`` (counted from 0) of the TIFF in
+    ``data``, treating a decoder's warning as an error (it means the data was damaged and
+    the gap padded): :class:`FrameDecodeError` at the first fault.
+
+    Yields, per frame, its pixels (True = black) when it is a striped bilevel CCITT frame,
+    so that it need not be decoded a second time, and None for every other frame.
+    """
+    fd = os.memfd_create("faxline-tiff-check", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        with _open_fd(fd, b"r") as tif:
+            for index in indices:
+                try:
+                    lib().TIFFSetDirectory(tif, index)
+                    _messages.errors = []  # the directory's complaints are not the pixels'
+                    _messages.warnings = []
+                    pixels = _strict_frame(tif)
+                except LibtiffError as exc:
+                    raise FrameDecodeError(index, str(exc)) from None
+                finally:
+                    _messages.warnings = None
+                yield pixels
+    finally:
+        _messages.warnings = None
+        os.close(fd)
+
+
+class FrameDecodeError(LibtiffError):
+    """A frame of the TIFF does not decode fully."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+
+
+def _strict_frame(tif: int) -> npt.NDArray[np.bool_] | None:
+    tiff = lib()
+    bits = _get_field(tif, TAG_BITSPERSAMPLE, ctypes.c_uint16) or 1
+    spp = _get_field(tif, TAG_SAMPLESPERPIXEL, ctypes.c_uint16) or 1
+    compression = _get_field(tif, TAG_COMPRESSION, ctypes.c_uint16) or 1
+    tiled = bool(tiff.TIFFIsTiled(tif))
+    if bits == 1 and spp == 1 and not tiled and compression in _CCITT:
+        return _bilevel_frame(tif, strict=True)
+    if tiled:
+        count, size, read = (
+            tiff.TIFFNumberOfTiles(tif),
+            tiff.TIFFTileSize(tif),
+            tiff.TIFFReadEncodedTile,
+        )
+    else:
+        count, size, read = (
+            tiff.TIFFNumberOfStrips(tif),
+            tiff.TIFFStripSize(tif),
+            tiff.TIFFReadEncodedStrip,
+        )
+    buf = ctypes.create_string_buffer(max(1, size))
+    for chunk in range(count):
+        read(tif, chunk, buf, size)
+        _raise_reported(strict=True)
+    return None
+
+
+def _bilevel_frame(tif: int, *, strict: bool) -> npt.NDArray[np.bool_]:
+    """The current directory's bilevel pixels (True = black)."""
+    width = _get_field(tif, TAG_IMAGEWIDTH, ctypes.c_uint32) or 0
+    length = _get_field(tif, TAG_IMAGELENGTH, ctypes.c_uint32) or 0
+    bits = _get_field(tif, TAG_BITSPERSAMPLE, ctypes.c_uint16) or 1
+    spp = _get_field(tif, TAG_SAMPLESPERPIXEL, ctypes.c_uint16) or 1
+    photometric = _get_field(tif, TAG_PHOTOMETRIC, ctypes.c_uint16)
+    if bits != 1 or spp != 1 or lib().TIFFIsTiled(tif):
+        raise LibtiffError("not a bilevel striped page")
+    rows_per_strip = _get_field(tif, TAG_ROWSPERSTRIP, ctypes.c_uint32) or length
+    stride = (width + 7) // 8
+    buf = np.zeros((length, stride), dtype=np.uint8)
+    for strip in range(lib().TIFFNumberOfStrips(tif)):
+        first = strip * rows_per_strip
+        rows = min(rows_per_strip, length - first)
+        if rows <= 0:
+            break
+        lib().TIFFReadEncodedStrip(tif, strip, buf[first:].ctypes.data, rows * stride)
+        _raise_reported(strict=strict)
+    black = np.unpackbits(buf, axis=1, count=width).astype(np.bool_)
+    if photometric == 1:  # min-is-black: a 1 bit is white
+        black = ~black
+    return black
+
+
 def _decode_pages(tif: int) -> list[npt.NDArray[np.bool_]]:
     pages: list[npt.NDArray[np.bool_]] = []
     while True:
-        width = _get_field(tif, TAG_IMAGEWIDTH, ctypes.c_uint32) or 0
-        length = _get_field(tif, TAG_IMAGELENGTH, ctypes.c_uint32) or 0
-        bits = _get_field(tif, TAG_BITSPERSAMPLE, ctypes.c_uint16) or 1
-        spp = _get_field(tif, TAG_SAMPLESPERPIXEL, ctypes.c_uint16) or 1
-        photometric = _get_field(tif, TAG_PHOTOMETRIC, ctypes.c_uint16)
-        if bits != 1 or spp != 1 or lib().TIFFIsTiled(tif):
-            raise LibtiffError("not a bilevel striped page")
-        rows_per_strip = _get_field(tif, TAG_ROWSPERSTRIP, ctypes.c_uint32) or length
-        stride = (width + 7) // 8
-        buf = np.zeros((length, stride), dtype=np.uint8)
-        for strip in range(lib().TIFFNumberOfStrips(tif)):
-            first = strip * rows_per_strip
-            rows = min(rows_per_strip, length - first)
-            if rows <= 0:
-                break
-            lib().TIFFReadEncodedStrip(tif, strip, buf[first:].ctypes.data, rows * stride)
-            _raise_reported()
-        bits_array = np.unpackbits(buf, axis=1, count=width).astype(np.bool_)
-        if photometric == 1:  # min-is-black: a 1 bit is white
-            bits_array = ~bits_array
-        pages.append(bits_array)
+        pages.append(_bilevel_frame(tif, strict=False))
         if not lib().TIFFReadDirectory(tif):
             _messages.errors = []
             return pages

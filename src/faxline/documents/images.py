@@ -2,11 +2,15 @@
 
 Every frame's size is checked against the pixel limit before any pixel is decoded: TIFF
 frames from the directory structure (Pillow checks a later frame only when loading it),
-JPEG from its header.
+JPEG from its header. Then the file must decode fully: Pillow pads a JPEG whose scan data
+is missing or cut short, and a CCITT strip that ends early, without a word, so every JPEG
+is first decoded by TurboJPEG and every TIFF frame by the system libtiff, both of which
+report such damage; the first fault makes the file invalid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import warnings
@@ -16,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from faxline.documents import _libtiff, _turbojpeg
 from faxline.documents.errors import DocumentError
 from faxline.documents.model import FAX_WIDTH, ConversionLimits, Resolution
 from faxline.documents.raster import Placement, dither, pack, place, place_fit_width
@@ -70,11 +75,19 @@ def tiff_pages(
 ) -> Iterator[npt.NDArray[np.uint8]]:
     """Yield the TIFF's frames (all, or ``indices``) as packed fax pages."""
     frames = tiff_frames(data, name, limits)
+    wanted = range(len(frames)) if indices is None else indices
     image = _open(data, name)
-    with image:
-        for index in range(len(frames)) if indices is None else indices:
+    with image, contextlib.closing(_libtiff.read_frames_strictly(data, wanted)) as strict:
+        for index, black in zip(wanted, _faults_named(strict, name), strict=True):
             frame = frames[index]
             what = f"page {index + 1}"
+            if black is not None:
+                # A CCITT frame, already decoded by libtiff: Pillow need not do it again.
+                if black.shape != (frame.length, frame.width):
+                    raise DocumentError(name, f"{what} is corrupt")
+                dpi = _dpi(frame.resolution())
+                yield _bilevel(black, _placement(frame.width, frame.length, dpi, resolution))
+                continue
             try:
                 image.seek(index)
             except _DECODE_ERRORS:
@@ -83,6 +96,21 @@ def tiff_pages(
             _check_pixels(image.width, image.height, name, limits, what)
             _load(image, name, what)
             yield _frame_page(image, frame.resolution(), resolution, name, what)
+
+
+def _faults_named(
+    frames: Iterator[npt.NDArray[np.bool_] | None], name: str
+) -> Iterator[npt.NDArray[np.bool_] | None]:
+    """libtiff's strict reading of the frames, its faults as DocumentErrors naming the page."""
+    try:
+        yield from frames
+    except _libtiff.FrameDecodeError as exc:
+        reason = exc.reason.removeprefix("faxline: ")
+        raise DocumentError(
+            name, f"page {exc.index + 1} is corrupt or truncated ({reason})"
+        ) from None
+    except _libtiff.LibtiffError as exc:
+        raise DocumentError(name, f"the TIFF is corrupt ({exc})") from None
 
 
 def jpeg_page(
@@ -94,6 +122,10 @@ def jpeg_page(
         if image.format != "JPEG":
             raise DocumentError(name, "the file is not a JPEG image")
         _check_pixels(image.width, image.height, name, limits, "the image")
+        try:
+            _turbojpeg.check_decodes(data)
+        except _turbojpeg.JpegDecodeError as exc:
+            raise DocumentError(name, f"the image is corrupt or truncated ({exc})") from None
         dpi = _dpi(image.info.get("dpi"))
         turn = _ORIENTATIONS.get(_orientation(image))
         swapped = turn in _SWAPPING
@@ -180,21 +212,19 @@ def _frame_page(
     dpi = _dpi(dpi)
     spot = _placement(image.width, image.height, dpi, resolution)
     if image.mode == "1":
-        return _bilevel(image, spot)
+        return _bilevel(~np.asarray(image, dtype=np.bool_), spot)
     return _photo(_gray(image), spot)
 
 
-def _bilevel(image: Image.Image, spot: Placement) -> npt.NDArray[np.uint8]:
+def _bilevel(black: npt.NDArray[np.bool_], spot: Placement) -> npt.NDArray[np.uint8]:
     """Keep a bilevel frame bilevel: copy or repeat rows when only the length changes."""
-    if image.width == FAX_WIDTH and spot.width == FAX_WIDTH:
-        black = ~np.asarray(image, dtype=np.bool_)
+    if black.shape[1] == FAX_WIDTH and spot.width == FAX_WIDTH:
         if black.shape[0] != spot.rows:
             rows = (np.arange(spot.rows) * black.shape[0]) // spot.rows
             black = black[rows]
         return pack(black)
-    gray = np.asarray(
-        image.convert("L").resize((spot.width, spot.rows), Image.Resampling.BOX), dtype=np.uint8
-    )
+    image = Image.fromarray(np.where(black, 0, 255).astype(np.uint8), "L")
+    gray = np.asarray(image.resize((spot.width, spot.rows), Image.Resampling.BOX), dtype=np.uint8)
     page = np.zeros((spot.rows, FAX_WIDTH), dtype=np.bool_)
     page[:, spot.left : spot.left + spot.width] = gray < 128
     return pack(page)
