@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _provision(args: argparse.Namespace) -> int:
     from faxline.directory.provision import ProvisionError, apply, load
     from faxline.store.db import make_engine, migrate, session_factory
+    from faxline.store.files import FileStore
 
     settings = _settings(args)
     try:
@@ -67,7 +68,7 @@ def _provision(args: argparse.Namespace) -> int:
         migrate(engine)
         with session_factory(engine)() as session:
             try:
-                counts = apply(session, spec)
+                report = apply(session, spec)
                 session.commit()
             except ProvisionError as e:
                 session.rollback()
@@ -75,8 +76,11 @@ def _provision(args: argparse.Namespace) -> int:
                 return 1
     finally:
         engine.dispose()
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    report.discard_documents(FileStore(settings.documents_dir))
+    summary = ", ".join(f"{n} {k}" for k, n in report.applied.items())
     print(f"provisioned {summary} from {args.file}")
+    for line in report.lines():
+        print(line)
     return 0
 
 

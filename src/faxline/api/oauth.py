@@ -1,4 +1,5 @@
-"""`POST /oauth/token.php`: the client-credentials grant, VoipNow style."""
+"""`POST /oauth/token.php`: the client-credentials grant, VoipNow style;
+`POST /oauth/revoke.php`: token revocation (RFC 7009)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from faxline.api.state import AppState
-from faxline.auth.tokens import issue_token
+from faxline.auth.errors import InvalidClient
+from faxline.auth.tokens import issue_token, revoke_token
 
 router = APIRouter()
 
@@ -60,6 +62,36 @@ async def token(
         },
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+@router.post("/oauth/revoke.php")
+async def revoke(
+    request: Request,
+    token: Annotated[str | None, Form()] = None,
+    token_type_hint: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Revoke one of the client's own access tokens (RFC 7009).
+
+    200 whether or not the token existed; a token of another client is left alone.
+    `token_type_hint` is accepted and needs no use: access tokens are the only kind.
+    """
+    state: AppState = request.app.state.faxline
+    if not client_id or not client_secret:
+        client_id, client_secret = _basic_credentials(request) or (client_id, client_secret)
+    if not client_id or not client_secret:
+        # RFC 6749 section 5.2: a request without client authentication is invalid_client.
+        raise InvalidClient("client_id and client_secret are required (form or HTTP Basic)")
+    if not token:
+        return _oauth_error("invalid_request", "token is required")
+
+    def work() -> bool:
+        with state.sessions() as session:
+            return revoke_token(session, client_id, client_secret, token)
+
+    await run_in_threadpool(work)
+    return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:

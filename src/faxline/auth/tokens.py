@@ -39,6 +39,25 @@ def issue_token(
     return token
 
 
+def revoke_token(session: Session, client_id: str, client_secret: str, token: str) -> bool:
+    """RFC 7009: forget the app's own access token; InvalidClient for bad credentials.
+
+    Whether a token was forgotten is for the caller's logs only: the client is answered
+    alike either way, and a token of another client is left alone (and not revealed).
+    The row goes, so the next request with the token fails wherever it arrives. Commits.
+    """
+    app = session.scalar(select(App).where(App.client_id == client_id))
+    if not verify_secret(app.secret_hash if app else None, client_secret) or app is None:
+        raise InvalidClient("unknown client or wrong secret")
+    if not _TOKEN.fullmatch(token):
+        return False
+    result = session.execute(
+        delete(Token).where(Token.token_hash == token_digest(token), Token.app_id == app.id)
+    )
+    session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
 def bearer_value(header: str | None) -> str | None:
     """`Bearer abc` (or a bare token, as some UAPI clients send in the query) -> `abc`."""
     if header is None:

@@ -1,178 +1,256 @@
-"""`faxline provision`: apply a declarative JSON file of tenants and apps (idempotent).
+"""`faxline provision`: apply a declarative file of tenants and apps (idempotent).
 
-The whole file is checked before anything is written, and then applied in one
-transaction, so a bad file changes nothing.
+First the file's shape is checked (`provision_file`). Then the directory the file would
+leave behind (what is stored, the file's entries laid over it, its removals taken out) is
+checked against the tenancy rules (`tenancy`), so that a file is judged by its result and
+not only by its own lines. Only then is anything written, in the caller's one transaction:
+a bad file changes nothing.
+
+An app whose secret changes, whose owner changes, or that is removed loses its access
+tokens in the same transaction.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from faxline.auth.context import Role
 from faxline.auth.secrets import hash_secret, verify_secret
-from faxline.directory.numbers import NumberError, is_phone_number, split_full
-from faxline.directory.simulator import SimulatedNumber, SimulatorConfig
-from faxline.directory.trunks import TrunkConfig
-from faxline.store.models import App, Extension, Organization, Route, User
+from faxline.directory.numbers import split_full
+from faxline.directory.provision_file import (
+    AppSpec,
+    ProvisionError,
+    ProvisionFile,
+    RemoveSpec,
+    load,
+    parse,
+)
+from faxline.directory.simulator import SimulatorConfig
+from faxline.directory.tenancy import (
+    AppEntry,
+    Directory,
+    ExtensionEntry,
+    OrgEntry,
+    UserEntry,
+    violations,
+)
+from faxline.store.files import FileStore
+from faxline.store.models import (
+    App,
+    Delivery,
+    Extension,
+    Fax,
+    Organization,
+    Route,
+    Token,
+    User,
+)
+from faxline.store.status import UNFINISHED
+
+__all__ = ["ProvisionError", "ProvisionReport", "apply", "load", "parse", "planned"]
+
+_MAX_PROBLEMS = 20  # a file with more is shown this many, and how many more there are
+_SECTIONS = ("organizations", "users", "extensions", "apps")
 
 
-class ProvisionError(ValueError):
-    """The file is not valid; the message names the offending entry."""
+@dataclass
+class ProvisionReport:
+    """What a file did: entries applied per section, keys removed, tokens revoked."""
+
+    applied: dict[str, int]
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    removed_faxes: int = 0
+    revoked_tokens: int = 0
+    # Fax documents of removed faxes: deleted from disk once the transaction committed.
+    documents: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The report after `provisioned ...`, one line per kind of change (or none)."""
+        out = []
+        gone = [f"{len(keys)} {section} ({', '.join(keys)})" for section, keys in
+                self.removed.items() if keys]  # fmt: skip
+        if self.removed_faxes:
+            gone.append(f"{self.removed_faxes} faxes")
+        if gone:
+            out.append("removed " + ", ".join(gone))
+        if self.revoked_tokens:
+            out.append(f"revoked {self.revoked_tokens} access tokens")
+        return out
+
+    def discard_documents(self, files: FileStore) -> None:
+        for name in self.documents:
+            files.discard(files.path(name))
 
 
-class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+def apply(session: Session, spec: ProvisionFile) -> ProvisionReport:
+    """Check what `spec` would leave, then create, update and remove; the caller commits."""
+    _check_lists(spec)
+    expected = planned(stored(session), spec)
+    problems = violations(expected) + _fax_problems(session, spec.remove)
+    if problems:
+        more = len(problems) - _MAX_PROBLEMS
+        shown = "; ".join(problems[:_MAX_PROBLEMS])
+        raise ProvisionError(shown + (f"; and {more} more" if more > 0 else ""))
 
-
-class OrganizationSpec(_Entry):
-    code: str = Field(pattern=r"^\d{1,10}$")
-    name: str = Field(min_length=1, max_length=200)
-
-
-class UserSpec(_Entry):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    organization: str | None = None
-    role: Role = Role.USER
-
-
-class ExtensionSpec(_Entry):
-    number: str
-    owner: str
-    fax: bool = False
-    caller_id: str | None = Field(None, alias="callerId", max_length=20)
-    header: str | None = Field(None, max_length=50)
-    dids: list[str] = Field(default_factory=list)
-
-    @field_validator("number")
-    @classmethod
-    def _full_number(cls, v: str) -> str:
-        try:
-            split_full(v)
-        except NumberError as e:
-            raise ValueError(f"{e} (write it as ORG*EXT, e.g. 0003*210)") from None
-        return v
-
-    @field_validator("dids")
-    @classmethod
-    def _phone_numbers(cls, v: list[str]) -> list[str]:
-        for did in v:
-            if not is_phone_number(did):
-                raise ValueError(f"DID {did!r} is not a phone number")
-        return v
-
-
-class AppSpec(_Entry):
-    client_id: str = Field(alias="clientId", pattern=r"^[A-Za-z0-9_.@-]{1,128}$")
-    client_secret: str | None = Field(None, alias="clientSecret", min_length=8, max_length=256)
-    # An argon2 hash instead of the secret, so that the file need not hold it in clear.
-    client_secret_hash: str | None = Field(
-        None, alias="clientSecretHash", pattern=r"^\$argon2(id|i|d)\$", max_length=255
+    report = ProvisionReport(
+        applied={
+            "organizations": len(spec.organizations),
+            "users": len(spec.users),
+            "extensions": len(spec.extensions),
+            "apps": len(spec.apps),
+            "routes": len(spec.routes),
+            "trunks": len(spec.trunks),
+        }
     )
-    owner: str
-
-    @model_validator(mode="after")
-    def _one_secret(self) -> AppSpec:
-        if (self.client_secret is None) == (self.client_secret_hash is None):
-            raise ValueError("give exactly one of clientSecret and clientSecretHash")
-        return self
-
-
-class RouteSpec(_Entry):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    type: Literal["simulator"]
-    max_calls: int = Field(4, alias="maxCalls", ge=1, le=1000)
-    numbers: dict[str, SimulatedNumber] = Field(default_factory=dict)
-
-    @field_validator("numbers")
-    @classmethod
-    def _numbers(cls, v: dict[str, SimulatedNumber]) -> dict[str, SimulatedNumber]:
-        SimulatorConfig(numbers=v)
-        return v
+    _write(session, spec, report)
+    _remove(session, spec.remove, report)
+    session.flush()
+    if _shape(stored(session)) != _shape(expected):  # a fault of ours, never of the file
+        raise RuntimeError("provisioning wrote a different directory than it checked")
+    return report
 
 
-class TrunkSpec(TrunkConfig):
-    """A trunk entry of the file: a TrunkConfig with a name and a call limit."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    max_calls: int = Field(10, alias="maxCalls", ge=1, le=1000)
-
-    def config(self) -> dict[str, Any]:
-        return TrunkConfig.model_validate(
-            self.model_dump(exclude={"name", "max_calls"}, by_alias=True)
-        ).model_dump(mode="json", by_alias=True)
-
-
-class ProvisionFile(_Entry):
-    organizations: list[OrganizationSpec] = Field(default_factory=list)
-    users: list[UserSpec] = Field(default_factory=list)
-    extensions: list[ExtensionSpec] = Field(default_factory=list)
-    apps: list[AppSpec] = Field(default_factory=list)
-    routes: list[RouteSpec] = Field(default_factory=list)
-    trunks: list[TrunkSpec] = Field(default_factory=list)
-
-
-def load(path: Path) -> ProvisionFile:
-    """Read and check a provisioning file's shape."""
-    try:
-        raw: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProvisionError(f"{path}: cannot read: {e}") from None
-    except json.JSONDecodeError as e:
-        raise ProvisionError(f"{path}: not JSON: {e}") from None
-    return parse(raw)
+def stored(session: Session) -> Directory:
+    """The directory as the database holds it (every entry's source is None)."""
+    owner = aliased(User)
+    d = Directory()
+    for (code,) in session.execute(select(Organization.code)):
+        d.organizations[code] = OrgEntry(code)
+    users = select(User.uid, User.role, Organization.code).outerjoin(
+        Organization, User.organization_id == Organization.id
+    )
+    for uid, role, org in session.execute(users):
+        d.users[uid] = UserEntry(uid, org, Role(role))
+    extensions = select(Extension.number, owner.uid, Extension.dids).join(
+        owner, Extension.owner_id == owner.id
+    )
+    for number, uid, dids in session.execute(extensions):
+        d.extensions[number] = ExtensionEntry(number, uid, tuple(dids or ()))
+    apps = select(App.client_id, owner.uid).join(owner, App.owner_id == owner.id)
+    for client_id, uid in session.execute(apps):
+        d.apps[client_id] = AppEntry(client_id, uid)
+    return d
 
 
-def parse(raw: Any) -> ProvisionFile:
-    try:
-        return ProvisionFile.model_validate(raw)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = _where(raw, err["loc"])
-            problems.append(f"{where}: {err['msg']}")
-        raise ProvisionError("; ".join(problems)) from None
+def planned(current: Directory, spec: ProvisionFile) -> Directory:
+    """The directory `spec` would leave, laid over `current` (pure)."""
+    d = Directory(
+        organizations=dict(current.organizations),
+        users=dict(current.users),
+        extensions=dict(current.extensions),
+        apps=dict(current.apps),
+    )
+    for i, o in enumerate(spec.organizations):
+        d.organizations[o.code] = OrgEntry(o.code, f"organizations[{i}] ({o.code!r})")
+    for i, u in enumerate(spec.users):
+        d.users[u.id] = UserEntry(u.id, u.organization, u.role, f"users[{i}] ({u.id!r})")
+    for i, x in enumerate(spec.extensions):
+        d.extensions[x.number] = ExtensionEntry(
+            x.number, x.owner, tuple(x.dids), f"extensions[{i}] ({x.number!r})"
+        )
+    for i, a in enumerate(spec.apps):
+        d.apps[a.client_id] = AppEntry(a.client_id, a.owner, f"apps[{i}] ({a.client_id!r})")
+    for section in _SECTIONS:
+        entries: dict[str, object] = getattr(d, section)
+        for i, key in enumerate(getattr(spec.remove, section)):
+            d.removed[(section, key)] = f"remove.{section}[{i}] ({key!r})"
+            entries.pop(key, None)
+    return d
 
 
-def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
-    """`users[1] (id 'olga').role` for an error location."""
-    parts: list[str] = []
-    node = raw
-    for key in loc:
-        if isinstance(key, int):
-            parts.append(f"[{key}]")
-            node = node[key] if isinstance(node, list) and key < len(node) else None
-            if isinstance(node, dict):
-                label = next(
-                    (node[k] for k in ("id", "code", "number", "clientId", "name") if k in node),
-                    None,
+def _shape(d: Directory) -> tuple[object, ...]:
+    """A directory without the sources of its entries, to compare two of them."""
+    return (
+        sorted(d.organizations),
+        sorted((u.uid, u.organization, u.role) for u in d.users.values()),
+        sorted((x.number, x.owner, sorted(x.dids)) for x in d.extensions.values()),
+        sorted((a.client_id, a.owner) for a in d.apps.values()),
+    )
+
+
+def _check_lists(spec: ProvisionFile) -> None:
+    """Each key once per section, and never both provisioned and removed."""
+    given = {
+        "organizations": [o.code for o in spec.organizations],
+        "users": [u.id for u in spec.users],
+        "extensions": [x.number for x in spec.extensions],
+        "apps": [a.client_id for a in spec.apps],
+        "routes": [r.name for r in spec.routes] + [t.name for t in spec.trunks],
+    }
+    for section, keys in given.items():
+        _unique(section, keys)
+    remove = spec.remove
+    for section in (*_SECTIONS, "routes", "faxesOf"):
+        removed: list[str] = getattr(remove, "faxes_of" if section == "faxesOf" else section)
+        _unique(f"remove.{section}", removed)
+        kept = set(given.get(section, ()))
+        for i, key in enumerate(removed):
+            if key in kept:
+                raise ProvisionError(
+                    f"remove.{section}[{i}] ({key!r}): also listed in {section}; "
+                    "an entry is either provisioned or removed"
                 )
-                if label is not None:
-                    parts.append(f" ({label!r})")
-        else:
-            parts.append(f".{key}" if parts else str(key))
-            node = node.get(key) if isinstance(node, dict) else None
-    return "".join(parts) or "file"
+    for i, number in enumerate(remove.faxes_of):
+        if number not in remove.extensions:
+            raise ProvisionError(
+                f"remove.faxesOf[{i}] ({number!r}): faxes are deleted only with their "
+                "extension (list it in remove.extensions too)"
+            )
 
 
-def apply(session: Session, spec: ProvisionFile) -> dict[str, int]:
-    """Create or update everything in `spec`; the caller commits. Returns counts."""
+def _unique(section: str, keys: list[str]) -> None:
+    seen: set[str] = set()
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise ProvisionError(f"{section}[{i}] ({key!r}): listed twice")
+        seen.add(key)
+
+
+def _fax_problems(session: Session, remove: RemoveSpec) -> list[str]:
+    """An extension with faxes goes only with `faxesOf`, and not while any is being sent."""
+    if not remove.extensions:
+        return []
+    faxes = dict(
+        session.execute(
+            select(Extension.number, func.count(Fax.id))
+            .join(Fax, Fax.extension_id == Extension.id)
+            .where(Extension.number.in_(remove.extensions))
+            .group_by(Extension.number)
+        )
+    )
+    busy = dict(
+        session.execute(
+            select(Extension.number, func.count(Delivery.id))
+            .join(Fax, Fax.extension_id == Extension.id)
+            .join(Delivery, Delivery.fax_id == Fax.id)
+            .where(Extension.number.in_(remove.faxes_of))
+            .where(Delivery.status.in_([s.value for s in UNFINISHED]))
+            .group_by(Extension.number)
+        )
+    )
+    problems = []
+    for i, number in enumerate(remove.extensions):
+        if faxes.get(number) and number not in remove.faxes_of:
+            problems.append(
+                f"remove.extensions[{i}] ({number!r}): the extension has {faxes[number]} "
+                "faxes (list it in remove.faxesOf to delete them with it)"
+            )
+    for i, number in enumerate(remove.faxes_of):
+        if busy.get(number):
+            problems.append(
+                f"remove.faxesOf[{i}] ({number!r}): {busy[number]} deliveries of its faxes "
+                "are not finished (cancel them first: DELETE /uapi/faxes/...)"
+            )
+    return problems
+
+
+def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> None:
     orgs = {o.code: o for o in session.scalars(select(Organization))}
     users = {u.uid: u for u in session.scalars(select(User))}
-
-    _check_references(spec, set(orgs), users)
 
     for o in spec.organizations:
         org = orgs.get(o.code)
@@ -191,107 +269,121 @@ def apply(session: Session, spec: ProvisionFile) -> dict[str, int]:
         user.organization_id = orgs[u.organization].id if u.organization else None
     session.flush()
 
-    for i, x in enumerate(spec.extensions):
+    extensions = {x.number: x for x in session.scalars(select(Extension))}
+    for x in spec.extensions:
         code, short = split_full(x.number)
-        owner = users[x.owner]
-        if owner.organization_id != orgs[code].id:
-            raise ProvisionError(
-                f"extensions[{i}] ({x.number!r}): owner {x.owner!r} is not in organization {code}"
-            )
-        ext = session.scalar(select(Extension).where(Extension.number == x.number))
+        ext = extensions.get(x.number)
         if ext is None:
             ext = Extension(number=x.number, short=short, organization_id=orgs[code].id)
             session.add(ext)
-        ext.owner_id = owner.id
+        ext.owner_id = users[x.owner].id
         ext.fax_enabled = x.fax
         ext.caller_id = x.caller_id
         ext.header = x.header
         ext.dids = list(x.dids)
     session.flush()
 
+    apps = {a.client_id: a for a in session.scalars(select(App))}
     for a in spec.apps:
-        app = session.scalar(select(App).where(App.client_id == a.client_id))
+        app = apps.get(a.client_id)
+        owner_id = users[a.owner].id
         if app is None:
-            app = App(client_id=a.client_id, secret_hash="")
+            app = App(client_id=a.client_id, secret_hash="", owner_id=owner_id)
             session.add(app)
-        if a.client_secret_hash is not None:
-            app.secret_hash = a.client_secret_hash
-        elif a.client_secret is not None and not verify_secret(app.secret_hash, a.client_secret):
-            app.secret_hash = hash_secret(a.client_secret)
-        app.owner_id = users[a.owner].id
+            _set_secret(app, a)
+            continue
+        rekeyed = _set_secret(app, a)
+        if rekeyed or app.owner_id != owner_id:
+            # A token was issued for this secret, acting for this owner: neither holds now.
+            report.revoked_tokens += _revoke(session, [app.id])
+        app.owner_id = owner_id
     session.flush()
 
+    routes = {r.name: r for r in session.scalars(select(Route))}
     for r in spec.routes:
-        route = session.scalar(select(Route).where(Route.name == r.name))
+        route = routes.get(r.name)
         if route is None:
-            route = Route(name=r.name)
+            route = routes[r.name] = Route(name=r.name)
             session.add(route)
         route.kind = r.type
         route.max_calls = r.max_calls
         route.config = SimulatorConfig(numbers=r.numbers).model_dump(mode="json", by_alias=True)
     for t in spec.trunks:
-        route = session.scalar(select(Route).where(Route.name == t.name))
+        route = routes.get(t.name)
         if route is None:
-            route = Route(name=t.name)
+            route = routes[t.name] = Route(name=t.name)
             session.add(route)
         route.kind = "trunk"
         route.max_calls = t.max_calls
         route.config = t.config()
     session.flush()
-    return {
-        "organizations": len(spec.organizations),
-        "users": len(spec.users),
-        "extensions": len(spec.extensions),
-        "apps": len(spec.apps),
-        "routes": len(spec.routes),
-        "trunks": len(spec.trunks),
-    }
 
 
-def _check_references(spec: ProvisionFile, org_codes: set[str], users: dict[str, User]) -> None:
-    codes = org_codes | {o.code for o in spec.organizations}
-    _unique("organizations", [o.code for o in spec.organizations])
-    _unique("users", [u.id for u in spec.users])
-    _unique("extensions", [x.number for x in spec.extensions])
-    _unique("apps", [a.client_id for a in spec.apps])
-    _unique("routes", [r.name for r in spec.routes] + [t.name for t in spec.trunks])
-    user_orgs: dict[str, str | None] = {}
-    for uid, user in users.items():
-        user_orgs[uid] = user.organization.code if user.organization else None
-    for i, u in enumerate(spec.users):
-        if u.role is Role.ADMIN and u.organization is not None:
-            raise ProvisionError(f"users[{i}] ({u.id!r}): an admin belongs to no organization")
-        if u.role is not Role.ADMIN and u.organization is None:
-            raise ProvisionError(
-                f"users[{i}] ({u.id!r}): role {u.role.value} needs an organization"
-            )
-        if u.organization is not None and u.organization not in codes:
-            raise ProvisionError(
-                f"users[{i}] ({u.id!r}): organization {u.organization!r} does not exist"
-            )
-        user_orgs[u.id] = u.organization
-    for i, x in enumerate(spec.extensions):
-        code, _ = split_full(x.number)
-        if code not in codes:
-            raise ProvisionError(
-                f"extensions[{i}] ({x.number!r}): organization {code!r} does not exist"
-            )
-        if x.owner not in user_orgs:
-            raise ProvisionError(
-                f"extensions[{i}] ({x.number!r}): owner {x.owner!r} does not exist"
-            )
-        if user_orgs[x.owner] != code:
-            raise ProvisionError(
-                f"extensions[{i}] ({x.number!r}): owner {x.owner!r} is not in organization {code}"
-            )
-    for i, a in enumerate(spec.apps):
-        if a.owner not in user_orgs:
-            raise ProvisionError(f"apps[{i}] ({a.client_id!r}): owner {a.owner!r} does not exist")
+def _set_secret(app: App, spec: AppSpec) -> bool:
+    """Give the app the file's secret; whether that is a new one (not what it had)."""
+    if spec.client_secret_hash is not None:
+        if spec.client_secret_hash == (app.provisioned_hash or app.secret_hash):
+            return False  # the same hash; secret_hash may have been upgraded since: keep it
+        app.secret_hash = app.provisioned_hash = spec.client_secret_hash
+        return True
+    assert spec.client_secret is not None
+    if app.secret_hash and verify_secret(app.secret_hash, spec.client_secret):
+        return False
+    app.secret_hash = hash_secret(spec.client_secret)
+    app.provisioned_hash = None
+    return True
 
 
-def _unique(section: str, keys: list[str]) -> None:
-    seen: set[str] = set()
-    for i, key in enumerate(keys):
-        if key in seen:
-            raise ProvisionError(f"{section}[{i}] ({key!r}): listed twice")
-        seen.add(key)
+def _revoke(session: Session, app_ids: Iterable[int]) -> int:
+    result = session.execute(delete(Token).where(Token.app_id.in_(list(app_ids))))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _remove(session: Session, remove: RemoveSpec, report: ProvisionReport) -> None:
+    """Delete what the file removes, dependents first (the checks made sure it may go)."""
+    apps = dict(
+        session.execute(select(App.client_id, App.id).where(App.client_id.in_(remove.apps))).all()
+    )
+    if apps:
+        report.revoked_tokens += _revoke(session, apps.values())
+        session.execute(delete(App).where(App.id.in_(list(apps.values()))))
+    report.removed["apps"] = [k for k in remove.apps if k in apps]
+
+    extensions = dict(
+        session.execute(
+            select(Extension.number, Extension.id).where(Extension.number.in_(remove.extensions))
+        ).all()
+    )
+    doomed = [extensions[n] for n in remove.faxes_of if n in extensions]
+    if doomed:
+        report.documents = list(
+            session.scalars(select(Fax.document).where(Fax.extension_id.in_(doomed)))
+        )
+        report.removed_faxes = len(report.documents)
+        # Documents, deliveries and attempts go with their fax (ON DELETE CASCADE).
+        session.execute(delete(Fax).where(Fax.extension_id.in_(doomed)))
+    if extensions:
+        session.execute(delete(Extension).where(Extension.id.in_(list(extensions.values()))))
+    report.removed["extensions"] = [k for k in remove.extensions if k in extensions]
+
+    users = dict(session.execute(select(User.uid, User.id).where(User.uid.in_(remove.users))).all())
+    if users:
+        # Faxes they sent from others' extensions stay; only the link to them goes.
+        ids = list(users.values())
+        session.execute(update(Fax).where(Fax.created_by_id.in_(ids)).values(created_by_id=None))
+        session.execute(delete(User).where(User.id.in_(ids)))
+    report.removed["users"] = [k for k in remove.users if k in users]
+
+    orgs = list(
+        session.scalars(
+            select(Organization.code).where(Organization.code.in_(remove.organizations))
+        )
+    )
+    if orgs:
+        session.execute(delete(Organization).where(Organization.code.in_(orgs)))
+    report.removed["organizations"] = [k for k in remove.organizations if k in orgs]
+
+    routes = list(session.scalars(select(Route.name).where(Route.name.in_(remove.routes))))
+    if routes:
+        session.execute(delete(Route).where(Route.name.in_(routes)))
+    report.removed["routes"] = [k for k in remove.routes if k in routes]

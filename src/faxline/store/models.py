@@ -93,6 +93,10 @@ class App(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     client_id: Mapped[str] = mapped_column(String(128), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(255))
+    # The `clientSecretHash` of the provisioning file, kept apart from `secret_hash` (which
+    # the token endpoint may upgrade to new argon2 parameters): only a different value in
+    # the file is a new secret, whose tokens must die.
+    provisioned_hash: Mapped[str | None] = mapped_column(String(255))
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
     owner: Mapped[User] = relationship(lazy="joined")
