@@ -61,6 +61,14 @@ TENANTS: dict[str, Any] = {
 }
 
 
+@pytest.fixture
+def tenants() -> dict[str, Any]:
+    """A copy of the file every API here is provisioned with, with the same secret hashes
+    (this module may be imported twice, under two names, each hashing anew)."""
+    copy: dict[str, Any] = json.loads(json.dumps(TENANTS))
+    return copy
+
+
 @pytest.fixture(scope="session")
 def converter() -> Iterator[ConverterPool]:
     pool = ConverterPool(workers=2, limits=ConversionLimits(max_pages=20))

@@ -220,7 +220,7 @@ def _fax_problems(session: Session, remove: RemoveSpec) -> list[str]:
             .join(Fax, Fax.extension_id == Extension.id)
             .where(Extension.number.in_(remove.extensions))
             .group_by(Extension.number)
-        )
+        ).all()
     )
     busy = dict(
         session.execute(
@@ -230,7 +230,7 @@ def _fax_problems(session: Session, remove: RemoveSpec) -> list[str]:
             .where(Extension.number.in_(remove.faxes_of))
             .where(Delivery.status.in_([s.value for s in UNFINISHED]))
             .group_by(Extension.number)
-        )
+        ).all()
     )
     problems = []
     for i, number in enumerate(remove.extensions):
