@@ -29,9 +29,9 @@ from faxline.gateway.inbound import (
     number_variants,
     trusted,
 )
-from faxline.sip.call import CallFailed, IncomingCall
+from faxline.sip.call import CallFailed
 from faxline.sip.digest import Credentials
-from faxline.sip.ua import UserAgent
+from faxline.sip.ua import IncomingCall, UserAgent
 from faxline.sip.uri import SipUri
 from faxline.store import faxes as fax_store
 from faxline.store.files import FileStore
