@@ -23,6 +23,7 @@ class Registrar(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.accepted: list[SipRequest] = []
         self.challenged = 0
+        self.refreshed = asyncio.Event()  # set on the second accepted REGISTER
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -41,6 +42,8 @@ class Registrar(asyncio.DatagramProtocol):
             )
         else:
             self.accepted.append(request)
+            if len(self.accepted) >= 2:
+                self.refreshed.set()
             response = make_response(request, 200, extra_headers=[("Expires", "2")])
         self.transport.sendto(bytes(response), addr)
 
@@ -90,10 +93,7 @@ def test_registers_with_digest_and_refreshes(tmp_path: Path) -> None:
         )
         await gateway.start()
         try:
-            for _ in range(100):
-                if len(registrar.accepted) >= 2:
-                    break
-                await asyncio.sleep(0.1)
+            await asyncio.wait_for(registrar.refreshed.wait(), 10)
         finally:
             await gateway.stop()
             transport.close()

@@ -65,13 +65,6 @@ async def lockstep(
     return got
 
 
-async def settled(relay: LossyRelay, direction: Direction, count: int) -> None:
-    """Wait until the relay has seen ``count`` datagrams in ``direction`` (the last ones may
-    be losses, which nobody receives)."""
-    while relay.stats[direction].received < count:
-        await asyncio.sleep(0.01)
-
-
 def test_relays_both_ways_drops_the_seeded_share_and_counts_it() -> None:
     async def main() -> None:
         alice, bob = await peer(), await peer()
@@ -87,8 +80,8 @@ def test_relays_both_ways_drops_the_seeded_share_and_counts_it() -> None:
             got = await lockstep(bob, relay.address_b, alice, b"b", back)
             assert [data for data, _ in got] == [b"b%d" % n for n in back]
             assert {source for _, source in got} == {relay.address_a}
-            await asyncio.wait_for(settled(relay, Direction.A_TO_B, 300), 5)
-            await asyncio.wait_for(settled(relay, Direction.B_TO_A, 300), 5)
+            await asyncio.wait_for(relay.settled(Direction.A_TO_B, 300), 5)
+            await asyncio.wait_for(relay.settled(Direction.B_TO_A, 300), 5)
             ab, ba = relay.stats[Direction.A_TO_B], relay.stats[Direction.B_TO_A]
             assert (ab.forwarded, ab.dropped) == (len(survivors), 300 - len(survivors))
             assert (ba.forwarded, ba.dropped) == (len(back), 300 - len(back))

@@ -3,78 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from faxline.sip.negotiation import Capabilities, LocalMedia, answer_offer, make_offer
-from faxline.sip.ua import CallEnded, CallFailed, IncomingReInvite, UserAgent
+from faxline.sip.ua import CallEnded, ReInvite, UserAgent
 from faxline.sip.uri import SipUri
+from tests.interop.harness import Kamailio, needs_peers
 
-KAMAILIO = shutil.which("kamailio") or (
-    "/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None
-)
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(KAMAILIO is None, reason="kamailio is not installed"),
-]
+pytestmark = [pytest.mark.slow, needs_peers]
 CAPS = Capabilities()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    config = tmp_path / "proxy.cfg"
-    template = (Path(__file__).parent / "kamailio" / "proxy.cfg").read_text()
-    config.write_text(template.replace("LISTEN_PORT", str(port)))
-    assert KAMAILIO is not None
-    process = subprocess.Popen(
-        [
-            KAMAILIO,
-            "-f",
-            str(config),
-            "-DD",
-            "-E",
-            "-P",
-            str(tmp_path / "k.pid"),
-            "-Y",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """Kamailio on loopback; started once it answers (the harness's one polling helper)."""
+    kamailio = Kamailio(tmp_path / "kamailio")
+    kamailio.start()
     try:
-        yield "127.0.0.1", port
+        yield kamailio.address
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
-
-
-async def wait_for_proxy(ua: UserAgent, target: SipUri, proxy: tuple[str, int]) -> None:
-    for _ in range(30):
-        with contextlib.suppress(CallFailed, TimeoutError):
-            response = await asyncio.wait_for(ua.options(target, destination=proxy), 0.5)
-            if response.status == 200:
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError("kamailio did not come up")
+        kamailio.stop()
 
 
 def test_call_through_record_routing_proxy(proxy: tuple[str, int]) -> None:
@@ -84,7 +35,6 @@ def test_call_through_record_routing_proxy(proxy: tuple[str, int]) -> None:
         try:
             host, port = bob.address
             target = SipUri(host=host, port=port, user="bob")
-            await wait_for_proxy(alice, target, proxy)
             media_a = LocalMedia("127.0.0.1", 40000, 40002)
             media_b = LocalMedia("127.0.0.1", 41000, 41002)
             calling = asyncio.create_task(
@@ -111,14 +61,15 @@ def test_call_through_record_routing_proxy(proxy: tuple[str, int]) -> None:
             t38 = make_offer(CAPS, media_b, session_id=2, version=2, audio=False, t38=True)
             switching = asyncio.create_task(bob_call.reinvite(t38))
             event = await asyncio.wait_for(alice_call.events.get(), 5)
-            assert isinstance(event, IncomingReInvite) and event.offer is not None
+            assert isinstance(event, ReInvite) and event.offer is not None
             assert [r.uri.host_port() for r in event.request.route] == []  # proxy consumed it
             event.accept(answer_offer(event.offer, CAPS, media_a, session_id=1, version=2))
             answer = await switching
             assert answer.media[0].is_t38 and answer.media[0].port == 40002
 
             await bob_call.bye()
-            assert await asyncio.wait_for(alice_call.events.get(), 5) == CallEnded("bye")
+            ended = await asyncio.wait_for(alice_call.events.get(), 5)
+            assert isinstance(ended, CallEnded) and ended.reason == "bye"
         finally:
             alice.close()
             bob.close()

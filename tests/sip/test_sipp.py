@@ -11,7 +11,7 @@ import pytest
 
 from faxline.sip.errors import NotAcceptable
 from faxline.sip.negotiation import Capabilities, LocalMedia, answer_offer
-from faxline.sip.ua import Call, IncomingCall, IncomingReInvite, UserAgent
+from faxline.sip.ua import AsyncCall, IncomingCall, ReInvite, UserAgent
 
 SCENARIOS = Path(__file__).parent / "sipp"
 SIPP = shutil.which("sipp")
@@ -28,11 +28,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def serve(ua: UserAgent, calls: list[Call]) -> None:
+async def serve(ua: UserAgent, calls: list[AsyncCall]) -> None:
     """Answer every call and re-INVITE we can, refuse the rest with 488."""
     version = 1
 
-    def answer(incoming: IncomingCall | IncomingReInvite) -> None:
+    def answer(incoming: IncomingCall | ReInvite) -> None:
         nonlocal version
         if incoming.offer is None:
             incoming.reject(488)
@@ -50,10 +50,10 @@ async def serve(ua: UserAgent, calls: list[Call]) -> None:
         else:
             incoming.accept(sdp)
 
-    async def follow(call: Call) -> None:
+    async def follow(call: AsyncCall) -> None:
         while not call.ended.is_set():
             event = await call.events.get()
-            if isinstance(event, IncomingReInvite):
+            if isinstance(event, ReInvite):
                 answer(event)
 
     while True:
@@ -122,7 +122,7 @@ def test_sipp_invite_with_bad_sdp_is_refused(tmp_path: Path, media: str, status:
 
 
 def test_sipp_call_with_t38_reinvite(tmp_path: Path) -> None:
-    calls: list[Call] = []
+    calls: list[AsyncCall] = []
 
     async def main() -> tuple[int, str]:
         ua = await UserAgent.listen("127.0.0.1", 0, user="fax")

@@ -1,14 +1,20 @@
-"""Two user agents on 127.0.0.1 talking over real UDP sockets."""
+"""The asyncio user agent on 127.0.0.1, over real UDP sockets.
+
+What the user agent decides is tested on the sans-I/O core (test_agent.py); these tests
+run the shell: its socket, its timer, the awaitables, and what a real socket sends back.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from faxline.sip.digest import Credentials, DigestChallenge, digest_response
+from faxline.sip.admission import Admission, Bucket
+from faxline.sip.digest import Credentials
 from faxline.sip.errors import NotAcceptable
 from faxline.sip.headers import Headers
 from faxline.sip.message import (
@@ -26,7 +32,8 @@ from faxline.sip.negotiation import (
     negotiated_media,
 )
 from faxline.sip.sdp import SessionDescription
-from faxline.sip.ua import CallEnded, CallFailed, IncomingCall, IncomingReInvite, UserAgent
+from faxline.sip.transaction import Timers
+from faxline.sip.ua import CallEnded, CallFailed, IncomingCall, ReInvite, UserAgent
 from faxline.sip.uri import Address, SipUri
 
 CAPS = Capabilities()
@@ -52,7 +59,7 @@ def uri_of(ua: UserAgent) -> SipUri:
     return SipUri(host=host, port=port, user=ua.user)
 
 
-def answer(incoming: IncomingCall | IncomingReInvite, version: int) -> SessionDescription:
+def answer(incoming: IncomingCall | ReInvite, version: int) -> SessionDescription:
     assert incoming.offer is not None
     return answer_offer(incoming.offer, CAPS, MEDIA_B, session_id=9, version=version)
 
@@ -75,7 +82,7 @@ def test_call_reinvite_to_t38_and_bye() -> None:
         t38_offer = make_offer(CAPS, MEDIA_A, session_id=1, version=2, audio=False, t38=True)
         switching = asyncio.create_task(alice_call.reinvite(t38_offer))
         reinvite = await bob_call.events.get()
-        assert isinstance(reinvite, IncomingReInvite) and reinvite.offer is not None
+        assert isinstance(reinvite, ReInvite) and reinvite.offer is not None
         assert reinvite.offer.media[0].is_t38
         reinvite.accept(answer(reinvite, 2))
         t38_answer = await switching
@@ -89,12 +96,13 @@ def test_call_reinvite_to_t38_and_bye() -> None:
             bob_call.reinvite(make_offer(CAPS, MEDIA_B, session_id=9, version=3))
         )
         event = await alice_call.events.get()
-        assert isinstance(event, IncomingReInvite) and event.offer is not None
+        assert isinstance(event, ReInvite) and event.offer is not None
         event.accept(answer_offer(event.offer, CAPS, MEDIA_A, session_id=1, version=3))
         assert (await back).media[0].port == 40000
 
         await alice_call.bye()
-        assert await asyncio.wait_for(bob_call.events.get(), 5) == CallEnded("bye")
+        ended = await asyncio.wait_for(bob_call.events.get(), 5)
+        assert isinstance(ended, CallEnded) and ended.reason == "bye"
         assert alice_call.end_reason == "local" and bob_call.ended.is_set()
 
     run(scenario)
@@ -137,7 +145,7 @@ def test_caller_cancels_a_ringing_call() -> None:
         incoming.ringing(183, answer(incoming, 1))  # early media, as gateways do
         with pytest.raises(CallFailed) as failure:
             await calling
-        assert failure.value.status == 487
+        assert failure.value.status == 487 and failure.value.timed_out
         assert incoming.cancelled.is_set()
         with pytest.raises(CallFailed):
             incoming.accept(answer(incoming, 1))
@@ -151,48 +159,11 @@ def test_a_cancelled_call_task_cancels_the_ringing_call() -> None:
         calling = asyncio.create_task(alice.call(uri_of(bob), offer, timeout=30))
         incoming = await bob.incoming.get()
         incoming.ringing()
-        await asyncio.sleep(0.2)  # the 180 reaches alice
+        # Whether or not the 180 has reached Alice yet: she CANCELs once it has.
         calling.cancel()
         with pytest.raises(asyncio.CancelledError):
             await calling
         await asyncio.wait_for(incoming.cancelled.wait(), 5)
-
-    run(scenario)
-
-
-def test_digest_challenge_is_answered() -> None:
-    async def scenario(alice: UserAgent, bob: UserAgent) -> None:
-        offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
-        calling = asyncio.create_task(
-            alice.call(uri_of(bob), offer, credentials=Credentials("alice", "wonderland"))
-        )
-        first = await bob.incoming.get()
-        first.reject(
-            407,
-            extra_headers=[("Proxy-Authenticate", 'Digest realm="bob", nonce="n1", qop="auth"')],
-        )
-        second = await bob.incoming.get()
-        assert second.request.cseq.seq == 2 and second.request.call_id == first.request.call_id
-        value = second.request.headers.get("Proxy-Authorization") or ""
-        fields = dict(
-            part.strip().split("=", 1) for part in value.removeprefix("Digest ").split(",")
-        )
-        expected = digest_response(
-            username="alice",
-            password="wonderland",
-            realm="bob",
-            nonce="n1",
-            method="INVITE",
-            uri=str(second.request.uri),
-            qop="auth",
-            nc=1,
-            cnonce=fields["cnonce"].strip('"'),
-        )
-        assert fields["response"] == f'"{expected}"'
-        assert DigestChallenge.parse('Digest realm="bob", nonce="n1"').realm == "bob"
-        second.accept(answer(second, 1))
-        call = await calling
-        await call.bye()
 
     run(scenario)
 
@@ -287,71 +258,68 @@ def test_register_with_digest_challenge() -> None:
     run(scenario)
 
 
-def test_retransmitted_2xx_is_acked_again() -> None:
-    async def scenario(alice: UserAgent, bob: UserAgent) -> None:
-        peer = RawPeer()
-        try:
-            host, port = peer.address
-            offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
-            calling = asyncio.create_task(alice.call(SipUri(host=host, port=port, user="p"), offer))
-            invite, source = await peer.receive()
-            answer_sdp = answer_offer(
-                SessionDescription.parse(invite.body), CAPS, MEDIA_B, session_id=3, version=1
-            )
-            contact = Address(SipUri(host=host, port=port, user="p"))
-            ok = make_response(invite, 200, to_tag="p1", contact=contact, body=bytes(answer_sdp))
-            await peer.send(ok, source)
-            call = await calling
-            first_ack, _ = await peer.receive()
-            await peer.send(ok, source)  # as if the first ACK had been lost
-            second_ack, _ = await peer.receive()
-            assert first_ack.method == second_ack.method == "ACK"
-            assert bytes(first_ack) == bytes(second_ack)
-            assert call.dialog.remote_tag == "p1"
-        finally:
-            peer.close()
-
-    run(scenario)
-
-
-def test_a_2xx_after_giving_up_is_acked_and_hung_up() -> None:
-    """A far end that answers only after we gave up is not left in a call nobody holds."""
+def test_a_stranger_gets_one_403_and_a_flood_is_answered_at_a_bounded_rate() -> None:
+    """127.0.0.2 is not a trunk: one stateless 403 per INVITE, never repeated, and no more
+    answers than its bucket holds; 127.0.0.1 (a trunk) still calls in."""
 
     async def main() -> None:
+        admission = Admission(
+            lambda ip: ip == "127.0.0.1", stranger_bucket=Bucket(rate=1.0, burst=3.0)
+        )
+        # A short T1: a stateful 403 would be repeated within 50 ms.
+        bob = await UserAgent.listen(
+            "127.0.0.1", 0, user="bob", admission=admission, timers=Timers(t1=0.01)
+        )
         alice = await UserAgent.listen("127.0.0.1", 0, user="alice")
-        far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        far.bind(("127.0.0.1", 0))
-        far.setblocking(False)
         loop = asyncio.get_running_loop()
+        stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        stranger.bind(("127.0.0.2", 0))
+        stranger.setblocking(False)
         try:
-            host, port = far.getsockname()
-            offer = make_offer(CAPS, MEDIA_A, session_id=1, version=1)
-            calling = asyncio.create_task(
-                alice.call(SipUri(host=host, port=port, user="bob"), offer, timeout=0.3)
-            )
-            data, source = await loop.sock_recvfrom(far, 65535)
-            invite = parse_request(data)
-            with pytest.raises(CallFailed) as failure:
-                await calling  # silent far end: no provisional answer, so no CANCEL
-            assert failure.value.status == 408
-            late = make_response(
-                invite,
-                200,
-                to_tag="late1",
-                contact=Address.parse(f"<sip:bob@{host}:{port}>"),
-                body=bytes(answer_offer(offer, CAPS, MEDIA_B, session_id=9, version=1)),
-                content_type="application/sdp",
-            )
-            far.sendto(bytes(late), source)
-            methods = []
-            while "BYE" not in methods:
-                data, _ = await asyncio.wait_for(loop.sock_recvfrom(far, 65535), 5)
-                message = parse_request(data) if not data.startswith(b"SIP/2.0") else None
-                if message is not None:
-                    methods.append(message.method)
-            assert methods[methods.index("ACK") :][:2] == ["ACK", "BYE"]
-        finally:
-            alice.close()
-            far.close()
+            host, port = stranger.getsockname()
+            offer = bytes(make_offer(CAPS, MEDIA_A, session_id=1, version=1))
 
-    asyncio.run(main())
+            def invite(branch: str) -> bytes:
+                headers = Headers()
+                headers.add("Via", f"SIP/2.0/UDP {host}:{port};branch=z9hG4bK-{branch}")
+                headers.add("From", f"<sip:spoof@{host}>;tag=s")
+                headers.add("To", "<sip:bob@127.0.0.1>")
+                headers.add("Call-ID", f"spoof-{branch}")
+                headers.add("CSeq", "1 INVITE")
+                headers.add("Contact", f"<sip:spoof@{host}:{port}>")
+                headers.add("Content-Type", "application/sdp")
+                return bytes(SipRequest("INVITE", uri_of(bob), headers, offer))
+
+            await loop.sock_sendto(stranger, invite("one"), bob.address)
+            data = await asyncio.wait_for(loop.sock_recv(stranger, 65535), 5)
+            assert parse_response(data).status == 403
+            # Nothing more comes for that INVITE: no 100, no retransmission (a stateful 403
+            # would come again 10, 30, 70 ms later).
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(stranger, 65535), 0.3)
+            assert bob.core.layer.transaction_count == 0 and bob.incoming.empty()
+
+            for n in range(50):  # a flood of distinct INVITEs
+                await loop.sock_sendto(stranger, invite(f"flood-{n}"), bob.address)
+            answers = 0
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    await asyncio.wait_for(loop.sock_recv(stranger, 65535), 0.3)
+                    answers += 1
+            assert 1 <= answers <= 3  # what was left of the burst (and a refill at most)
+
+            # The trunk's call goes through.
+            calling = asyncio.create_task(
+                alice.call(uri_of(bob), make_offer(CAPS, MEDIA_A, session_id=1, version=1))
+            )
+            incoming = await asyncio.wait_for(bob.incoming.get(), 5)
+            call = incoming.accept(answer(incoming, 1))
+            await (await calling).bye()
+            ended = await asyncio.wait_for(call.events.get(), 5)
+            assert isinstance(ended, CallEnded)
+        finally:
+            stranger.close()
+            alice.close()
+            bob.close()
+
+    asyncio.run(asyncio.wait_for(main(), 20))

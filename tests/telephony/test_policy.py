@@ -57,9 +57,9 @@ def test_initial_answer(mode: T38Mode, audio: bool, t38: bool, expected: str | N
     incoming = offer(audio, t38)
     if expected is None:
         with pytest.raises(NotAcceptable):
-            answer_initial(incoming, mode, OURS, SdpVersions())
+            answer_initial(incoming, mode, OURS, SdpVersions(7))
         return
-    answer, stream = answer_initial(incoming, mode, OURS, SdpVersions())
+    answer, stream = answer_initial(incoming, mode, OURS, SdpVersions(7))
     assert stream.kind == expected
     assert len(answer.media) == len(incoming.media)
     accepted = [m.media for m in answer.media if m.port != 0]
@@ -88,7 +88,7 @@ def test_reinvite_answer(
         current=current,
         may_switch=may_switch,
         local=OURS,
-        sdp=SdpVersions(),
+        sdp=SdpVersions(7),
     )
     if expected is None:
         assert answered is None

@@ -1,6 +1,11 @@
 """The SIP gateway: one user agent per process, inbound calls answered into extensions,
 registrations to trunks kept fresh, and the user agent lent to the dispatcher for
-outbound calls."""
+outbound calls.
+
+Which sources are trusted (the trunks' hosts, proxies and ``addresses``) is read at start
+and every :data:`TRUST_REFRESH_S` seconds; the user agent core asks it before any server
+transaction exists, so a stranger's INVITE gets one stateless 403 (see
+:mod:`faxline.sip.admission`)."""
 
 from __future__ import annotations
 
@@ -31,9 +36,10 @@ from faxline.gateway.inbound import (
     trusted,
 )
 from faxline.gateway.outbound import SipTimers, call_trunk
-from faxline.sip.call import CallFailed, IncomingCall
+from faxline.sip.admission import Admission
+from faxline.sip.call import CallFailed
 from faxline.sip.digest import Credentials
-from faxline.sip.ua import UserAgent
+from faxline.sip.ua import IncomingCall, UserAgent
 from faxline.sip.uri import SipUri
 from faxline.store import faxes as fax_store
 from faxline.store.files import FileStore
@@ -43,6 +49,9 @@ from faxline.telephony import T38Mode, receive_fax
 log = logging.getLogger("faxline.sip")
 
 RETRY_REGISTER_S = 30.0
+TRUST_REFRESH_S = 10.0
+"""How often the trunks (and their hosts' addresses) are read again for the trust check."""
+REFUSAL = (403, "Forbidden (not a provisioned trunk)")
 
 
 class SipGateway:
@@ -68,6 +77,7 @@ class SipGateway:
         self.listen = listen or settings.sip_address or ("127.0.0.1", 0)
         self.clock = clock
         self._ua: UserAgent | None = None
+        self._trunk_networks: list[tuple[TrunkConfig, list[IpNetwork]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._calls: set[asyncio.Task[None]] = set()
 
@@ -87,8 +97,11 @@ class SipGateway:
 
     async def start(self) -> None:
         host, port = self.listen
-        self._ua = await UserAgent.listen(host, port, user="faxline")
+        await self._refresh_trust()
+        admission = Admission(self._trusted, refusal=REFUSAL)
+        self._ua = await UserAgent.listen(host, port, user="faxline", admission=admission)
         log.info("SIP listening on %s:%d", *self._ua.address)
+        self._spawn(self._keep_trust_fresh())
         if self.accept_inbound:
             self._spawn(self._serve_inbound())
         for name, trunk in await asyncio.to_thread(self._trunks):
@@ -122,6 +135,24 @@ class SipGateway:
         )
         return await call_trunk(self.ua, call, media_host=self.media_host, timers=timers)
 
+    # -- trust --------------------------------------------------------------------------
+
+    def _trusted(self, ip: str) -> bool:
+        return trusted(ip, [n for _, nets in self._trunk_networks for n in nets])
+
+    async def _refresh_trust(self) -> None:
+        trunks = [t for _, t in await asyncio.to_thread(self._trunks)]
+        networks = await _networks(trunks)
+        self._trunk_networks = list(zip(trunks, networks.values(), strict=True))
+
+    async def _keep_trust_fresh(self) -> None:
+        while True:
+            await asyncio.sleep(TRUST_REFRESH_S)
+            try:
+                await self._refresh_trust()
+            except Exception:  # the database may be away for a moment: keep the last list
+                log.exception("cannot read the trunks for the trust check")
+
     # -- inbound --------------------------------------------------------------------------
 
     async def _serve_inbound(self) -> None:
@@ -134,13 +165,12 @@ class SipGateway:
     async def _answer(self, incoming: IncomingCall) -> None:
         source_ip = incoming.source[0]
         number = called_number(incoming.request.uri.user)
-        trunks = await asyncio.to_thread(self._trunks)
-        networks = await _networks([t for _, t in trunks])
+        trunk_networks = self._trunk_networks
         target = await asyncio.to_thread(self._target, number) if number else None
         decision = admit(
             source_ip,
             number,
-            [n for nets in networks.values() for n in nets],
+            [n for _, nets in trunk_networks for n in nets],
             target,
             self.active_calls - 1,  # this call is already counted
             self.settings.sip_max_inbound_calls,
@@ -150,7 +180,7 @@ class SipGateway:
             incoming.reject(decision.status, decision.reason)
             return
         mode = T38Mode.PREFER
-        for (_, trunk), nets in zip(trunks, networks.values(), strict=True):
+        for trunk, nets in trunk_networks:
             if trusted(source_ip, nets):
                 mode = T38Mode(trunk.t38)
                 break

@@ -9,6 +9,7 @@ for both loose (``;lr``) and strict routers (12.2.1.1). Sending is not its busin
 
 from __future__ import annotations
 
+import random
 import secrets
 from dataclasses import dataclass, field, replace
 
@@ -18,19 +19,28 @@ from .message import SipRequest, SipResponse
 from .uri import Address, SipUri
 
 
-def new_branch() -> str:
-    """A fresh RFC 3261 branch (magic cookie plus 64 random bits)."""
-    return BRANCH_MAGIC + secrets.token_hex(8)
+def _token(size: int, rng: random.Random | None) -> str:
+    if rng is None:
+        return secrets.token_hex(size)
+    return rng.getrandbits(8 * size).to_bytes(size, "big").hex()
 
 
-def new_tag() -> str:
+def new_branch(rng: random.Random | None = None) -> str:
+    """A fresh RFC 3261 branch (magic cookie plus 64 random bits).
+
+    ``rng`` is where the bits come from (the user agent core's); ``secrets`` by default.
+    """
+    return BRANCH_MAGIC + _token(8, rng)
+
+
+def new_tag(rng: random.Random | None = None) -> str:
     """A fresh From/To tag."""
-    return secrets.token_hex(6)
+    return _token(6, rng)
 
 
-def new_call_id(host: str) -> str:
+def new_call_id(host: str, rng: random.Random | None = None) -> str:
     """A fresh, globally unique Call-ID."""
-    return f"{secrets.token_hex(12)}@{host}"
+    return f"{_token(12, rng)}@{host}"
 
 
 @dataclass
@@ -153,13 +163,11 @@ class Dialog:
         return SipRequest(method, request_uri, headers, body)
 
     def create_ack(self, invite: SipRequest, via: Via, *, body: bytes = b"") -> SipRequest:
-        """The ACK for a 2xx to ``invite`` (13.2.2.4): same CSeq number, new branch."""
-        return self.create_request(
-            "ACK",
-            replace(via, params={k: v for k, v in via.params.items() if k != "branch"}),
-            body=body,
-            cseq=invite.cseq.seq,
-        )
+        """The ACK for a 2xx to ``invite`` (13.2.2.4): same CSeq number, its own branch.
+
+        ``via`` should carry a fresh branch (one is made if it has none).
+        """
+        return self.create_request("ACK", via, body=body, cseq=invite.cseq.seq)
 
     def _request_target(self) -> tuple[SipUri, list[Address]]:
         if not self.route_set:

@@ -12,6 +12,7 @@ kept here because it is timer work).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass, field
 
 from .headers import Headers
@@ -108,6 +109,15 @@ class TransportError:
 
 
 @dataclass(frozen=True)
+class RequestRefused:
+    """A new request was answered ``status`` statelessly (a stranger's INVITE)."""
+
+    request: SipRequest
+    source: Address
+    status: int
+
+
+@dataclass(frozen=True)
 class MessageDropped:
     """A datagram was malformed or unexpected and was dropped (or answered 400)."""
 
@@ -124,6 +134,7 @@ Event = (
     | TransactionTimeout
     | AckTimeout
     | TransportError
+    | RequestRefused
     | MessageDropped
 )
 
@@ -133,7 +144,7 @@ class Outbox:
     """Datagrams to send and events to report, filled by transactions and the layer."""
 
     datagrams: list[tuple[bytes, Address]] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+    events: deque[Event] = field(default_factory=deque)
 
 
 class Transaction:

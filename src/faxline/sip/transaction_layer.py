@@ -4,10 +4,20 @@ Sans-I/O in the aioquic manner: feed it ``receive_datagram(data, source, now)`` 
 ``handle_timer(now)``; take ``datagrams_to_send()``, ``next_event()`` and ``get_timer()``.
 Malformed datagrams never raise: a request that still has the headers a response needs is
 answered 400, anything else is dropped, and a :class:`MessageDropped` event says why.
+
+With an :class:`~faxline.sip.admission.Admission`, every new request (and every 400 we
+would send for a malformed one) is screened before a server transaction exists: it may be
+dropped (its source is over its rate) or, for a stranger's INVITE, answered once without
+a transaction. Requests that ``exempt`` names (those in a dialog the user agent holds) and
+CANCELs of a pending INVITE are not screened.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
+from .admission import Admission, Screening
 from .errors import SipParseError
 from .headers import BRANCH_MAGIC, Headers
 from .message import SipRequest, SipResponse, make_response, parse_message
@@ -22,6 +32,7 @@ from .transaction import (
     MessageDropped,
     Outbox,
     RequestReceived,
+    RequestRefused,
     ServerInviteTransaction,
     ServerNonInviteTransaction,
     ServerTransaction,
@@ -37,13 +48,21 @@ ServerKey = tuple[str, ...]
 class TransactionLayer:
     """Owns every live transaction of one UDP socket."""
 
-    def __init__(self, timers: Timers | None = None, *, send_trying: bool = True) -> None:
+    def __init__(
+        self,
+        timers: Timers | None = None,
+        *,
+        send_trying: bool = True,
+        admission: Admission | None = None,
+        exempt: Callable[[SipRequest], bool] | None = None,
+    ) -> None:
         self.timers = timers or Timers()
         self.send_trying = send_trying
+        self.admission = admission
+        self.exempt = exempt
         self._outbox = Outbox()
         self._clients: dict[tuple[str, str], ClientTransaction] = {}
         self._servers: dict[ServerKey, ServerTransaction] = {}
-        self._event_index = 0
 
     # Output side.
 
@@ -54,9 +73,13 @@ class TransactionLayer:
 
     def next_event(self) -> Event | None:
         """Take the next event for the transaction user, if any."""
-        if not self._outbox.events:
-            return None
-        return self._outbox.events.pop(0)
+        events = self._outbox.events
+        return events.popleft() if events else None
+
+    @property
+    def has_output(self) -> bool:
+        """Whether datagrams or events are queued."""
+        return bool(self._outbox.datagrams or self._outbox.events)
 
     def get_timer(self) -> float | None:
         """The earliest deadline of any transaction (arm one timer for it)."""
@@ -125,7 +148,7 @@ class TransactionLayer:
         try:
             message = parse_message(data)
         except SipParseError as exc:
-            self._reject_malformed(data, source, str(exc))
+            self._reject_malformed(data, source, str(exc), now)
             return
         self.receive_message(message, source, now)
 
@@ -163,6 +186,8 @@ class TransactionLayer:
             self._receive_ack_for_2xx(request, source)
             return
         peer = _response_destination(request, source)
+        if not self._admitted(request, source, peer, now):
+            return
         if request.method == "INVITE":
             transaction = ServerInviteTransaction(request, peer, self._outbox, self.timers)
         else:
@@ -174,6 +199,21 @@ class TransactionLayer:
         if request.method == "INVITE" and self.send_trying:
             transaction.send_response(make_response(request, 100), now)
         self._outbox.events.append(RequestReceived(transaction, request, source))
+
+    def _admitted(self, request: SipRequest, source: Address, peer: Address, now: float) -> bool:
+        """Screen a request that would create a server transaction (see the module doc)."""
+        admission = self.admission
+        if admission is None or (self.exempt is not None and self.exempt(request)):
+            return True
+        if request.method == "CANCEL" and _server_key(request, method="INVITE") in self._servers:
+            return True
+        verdict = admission.screen(request, source[0], now)
+        if verdict is Screening.REFUSE:
+            status, reason = admission.refusal
+            refusal = make_response(request, status, reason, to_tag=stateless_tag(request))
+            self._outbox.datagrams.append((bytes(refusal), peer))
+            self._outbox.events.append(RequestRefused(request, source, status))
+        return verdict is Screening.ACCEPT
 
     def _receive_cancel(
         self, transaction: ServerTransaction, cancel: SipRequest, now: float
@@ -201,9 +241,12 @@ class TransactionLayer:
                 transaction.ack_for_2xx()
         self._outbox.events.append(AckReceived(ack, source))
 
-    def _reject_malformed(self, data: bytes, source: Address, reason: str) -> None:
+    def _reject_malformed(self, data: bytes, source: Address, reason: str, now: float) -> None:
         response = bad_request_response(data, reason)
-        if response is not None:
+        if response is not None and (
+            self.admission is None
+            or self.admission.screen(None, source[0], now) is Screening.ACCEPT
+        ):
             self._outbox.datagrams.append((bytes(response), source))
         self._outbox.events.append(MessageDropped(source, reason))
 
@@ -240,6 +283,12 @@ def _server_key(request: SipRequest, method: str | None = None) -> ServerKey:
         str(via),
         method,
     )
+
+
+def stateless_tag(request: SipRequest) -> str:
+    """A To tag for a stateless answer: the same for every retransmission (RFC 3261 8.2.7)."""
+    key = f"{request.call_id}|{request.from_.tag}|{request.top_via.branch}".encode()
+    return hashlib.blake2s(key, digest_size=6).hexdigest()
 
 
 def _stamp_via(request: SipRequest, source: Address) -> None:

@@ -1,110 +1,142 @@
-"""A SIP user agent (UAC and UAS) on asyncio: calls, re-INVITEs, BYE, CANCEL, OPTIONS.
+"""A SIP user agent on asyncio: the socket shell around :class:`UserAgentCore`.
 
-This is the thin async layer over the sans-I/O core: :class:`UserAgent` turns the
-transaction layer's events into awaitable calls (:meth:`UserAgent.call`) and a queue of
-:class:`IncomingCall` objects; a :class:`Call` offers ``reinvite()``, ``bye()`` and a queue
-of :class:`IncomingReInvite` / :class:`CallEnded` events. Media are not handled here: SDP
-goes in and out as :class:`SessionDescription`, and the caller opens RTP/UDPTL sockets.
+Everything a user agent decides is in the sans-I/O core (:mod:`faxline.sip.agent`); this
+module binds the socket (:mod:`faxline.sip.transport`), resolves names, and turns the
+core's events into awaitables for code that wants them: :meth:`UserAgent.call`,
+:meth:`UserAgent.options`, :meth:`UserAgent.register`, a queue of :class:`IncomingCall`,
+and per call (:class:`AsyncCall`) ``reinvite()``, ``bye()`` and a queue of
+:class:`ReInvite` / :class:`~faxline.sip.agent.CallEnded`. Code that is itself sans-I/O
+(the fax call flows) takes a handle's events directly instead (:meth:`UserAgent.attach`)
+and drives the core, then calls :meth:`UserAgent.flush`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import random
 import socket
+from collections.abc import Callable
 
-from .call import (
-    ALLOW,
-    Call,
+from .admission import Admission
+from .agent import UserAgentCore
+from .call import Call, CallFailed, IncomingInvite, IncomingReInvite
+from .dialog import Dialog
+from .digest import Credentials
+from .events import (
+    CallAnswered,
+    CallCancelled,
+    CallConfirmed,
     CallEnded,
-    CallFailed,
-    IncomingCall,
-    IncomingReInvite,
-    peer_of,
+    Handle,
+    InviteFailed,
+    NewCall,
+    ReInviteAnswered,
+    ReInviteFailed,
+    ReInviteReceived,
+    RequestAnswered,
+    RequestTimedOut,
+    UaEvent,
+    subject,
 )
-from .dialog import Dialog, new_branch, new_call_id, new_tag
-from .digest import Credentials, authorize
-from .errors import DialogError, DigestError, SdpParseError
-from .headers import Headers, Via
-from .message import SipRequest, SipResponse, make_response
+from .message import SipRequest, SipResponse
 from .sdp import SessionDescription
-from .transaction import (
-    AckReceived,
-    AckTimeout,
-    Address,
-    CancelReceived,
-    ClientTransaction,
-    Event,
-    RequestReceived,
-    ResponseReceived,
-    ServerInviteTransaction,
-    ServerTransaction,
-    StrayResponse,
-    Timers,
-    TransactionTimeout,
-    TransportError,
-    make_cancel,
-)
-from .transaction_layer import TransactionLayer
+from .transaction import Address, MessageDropped, RequestRefused, Timers
 from .transport import SipTransport
 from .uri import Address as NameAddress
 from .uri import SipUri
 
 __all__ = [
-    "Call",
+    "AsyncCall",
     "CallEnded",
     "CallFailed",
     "IncomingCall",
-    "IncomingReInvite",
+    "ReInvite",
     "UserAgent",
 ]
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[UaEvent, float], None]
 
 
 class UserAgent:
     """One SIP endpoint on one UDP socket."""
 
-    def __init__(self, user: str = "faxline", timers: Timers | None = None) -> None:
-        self.user = user
-        self.layer = TransactionLayer(timers)
+    def __init__(self, transport: SipTransport, core: UserAgentCore) -> None:
+        self.core = core
         self.incoming: asyncio.Queue[IncomingCall] = asyncio.Queue()
-        self._transport: SipTransport | None = None
-        self._waiters: dict[ClientTransaction, asyncio.Queue[SipResponse | CallFailed]] = {}
-        self._calls: dict[tuple[str, str, str], Call] = {}
-        self._pending: dict[ServerInviteTransaction, IncomingCall] = {}
-        self._registration: tuple[str, str, int] | None = None  # Call-ID, tag, last CSeq
-        # INVITEs we gave up on, by (Call-ID, CSeq): a 2xx that still comes is ACKed and
-        # the call hung up at once, instead of leaving the far end in a call nobody holds.
-        self._abandoned: dict[tuple[str, int], tuple[SipRequest, Address]] = {}
+        self._transport = transport
+        self._listeners: dict[Handle, Listener] = {}
+        self._waiters: dict[object, asyncio.Future[UaEvent]] = {}
+        self._calls: dict[Call, AsyncCall] = {}
+        self._offered: dict[IncomingInvite, IncomingCall] = {}
+        transport.drive(core, self._deliver)
 
     @classmethod
-    async def listen(cls, host: str, port: int = 5060, **kwargs: object) -> UserAgent:
-        """Create a user agent bound to ``host:port`` (an IP address; port 0 for any)."""
-        ua = cls(**kwargs)  # type: ignore[arg-type]
-        ua._transport = await SipTransport.listen(host, port, ua.layer, ua._on_event)
-        return ua
+    async def listen(
+        cls,
+        host: str,
+        port: int = 5060,
+        *,
+        user: str = "faxline",
+        timers: Timers | None = None,
+        admission: Admission | None = None,
+        rng: random.Random | None = None,
+    ) -> UserAgent:
+        """A user agent bound to ``host:port`` (an IP address; port 0 for any).
+
+        ``rng`` makes tags, branches and Call-IDs (default: the system's CSPRNG).
+        """
+        transport = await SipTransport.bind(host, port)
+        core = UserAgentCore(
+            transport.local_address,
+            rng=rng or random.SystemRandom(),
+            user=user,
+            timers=timers,
+            admission=admission,
+        )
+        return cls(transport, core)
+
+    @property
+    def user(self) -> str:
+        """The user part of our Contact."""
+        return self.core.user
 
     @property
     def address(self) -> Address:
         """The bound ``(host, port)``."""
-        return self._shell.local_address
+        return self.core.address
 
     @property
     def contact(self) -> NameAddress:
         """Our Contact address."""
-        host, port = self.address
-        return NameAddress(SipUri(host=_uri_host(host), user=self.user, port=port))
+        return self.core.contact
 
-    @property
-    def _shell(self) -> SipTransport:
-        if self._transport is None:
-            raise RuntimeError("the user agent is not listening")
-        return self._transport
+    def now(self) -> float:
+        """The clock the core runs on (the event loop's)."""
+        return self._transport.now()
+
+    def flush(self) -> None:
+        """Send what the core queued and re-arm its timer (after driving it directly)."""
+        self._transport.flush()
 
     def close(self) -> None:
         """Close the socket (calls are not ended: send BYE first)."""
-        self._shell.close()
+        self._transport.close()
 
-    # Outgoing calls.
+    # -- sans-I/O users -----------------------------------------------------------------
+
+    def attach(self, handle: Handle, listener: Listener) -> None:
+        """Send the events about ``handle`` to ``listener(event, now)`` instead of here."""
+        self._listeners[handle] = listener
+
+    def detach(self, handle: Handle) -> None:
+        """Stop sending ``handle``'s events to its listener."""
+        self._listeners.pop(handle, None)
+
+    # -- outgoing -----------------------------------------------------------------------
 
     async def call(
         self,
@@ -115,46 +147,38 @@ class UserAgent:
         from_uri: SipUri | None = None,
         credentials: Credentials | None = None,
         timeout: float = 60.0,
-    ) -> Call:
+    ) -> AsyncCall:
         """Place a call and wait for its answer; raise :class:`CallFailed` otherwise.
 
-        ``destination`` overrides where the INVITE goes (an outbound proxy or trunk);
-        by default it is the Request-URI's host. 401/407 challenges are answered once
-        with ``credentials``. After ``timeout`` seconds without a final answer a ringing
-        call is cancelled.
+        ``destination`` overrides where the INVITE goes (an outbound proxy or trunk), and
+        then stays the next hop of the call's requests; by default it is the Request-URI's
+        host. 401/407 challenges are answered once with ``credentials``. A call that rings
+        for ``timeout`` seconds is cancelled (408 when nothing answered at all).
+        Cancelling the task cancels the call.
         """
         target = SipUri.parse(uri) if isinstance(uri, str) else uri
-        host, _ = self.address
-        local = NameAddress(from_uri or SipUri(host=_uri_host(host), user=self.user))
-        headers = Headers()
-        headers.add("Via", str(self._via()))
-        headers.add("Max-Forwards", "70")
-        headers.add("From", str(local.with_tag(new_tag())))
-        headers.add("To", str(NameAddress(target)))
-        headers.add("Call-ID", new_call_id(host))
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", str(self.contact))
-        headers.add("Allow", ALLOW)
-        headers.add("Content-Type", "application/sdp")
-        invite = SipRequest("INVITE", target, headers, bytes(offer))
-        peer = destination or await _resolve(target)
-        for attempt in range(2):
-            response = await self._invite_once(invite, peer, timeout)
-            if response.status in (401, 407) and credentials is not None and attempt == 0:
-                invite = _next_attempt(invite)
-                try:
-                    authorize(invite, response, credentials, cnonce=new_tag())
-                except DigestError as exc:
-                    raise CallFailed(response.status, f"cannot authenticate: {exc}") from exc
-                continue
-            if response.status >= 300:
-                raise CallFailed(response.status, response.reason)
-            try:
-                return self._confirm(invite, response, destination, peer, offer)
-            except DialogError as exc:
-                # Without tags or Contact we cannot even ACK; the peer gives up by itself.
-                raise CallFailed(502, f"unusable 2xx: {exc}") from exc
-        raise AssertionError("unreachable")
+        peer = destination or await resolve(target)
+        invite = self.core.invite(
+            target,
+            offer,
+            peer,
+            self.now(),
+            from_uri=from_uri,
+            credentials=credentials,
+            answer_timeout=timeout,
+            outbound_proxy=destination is not None,
+        )
+        try:
+            event = await self._wait(invite)
+        except asyncio.CancelledError:
+            # Our caller gave up (a draining dispatcher): stop the far end ringing too.
+            self.core.cancel(invite, self.now())
+            self.flush()
+            raise
+        if isinstance(event, InviteFailed):
+            raise CallFailed(event.status, event.reason, timed_out=event.timed_out)
+        assert isinstance(event, CallAnswered)
+        return self._calls[event.call]
 
     async def options(
         self, uri: SipUri | str, *, destination: Address | None = None
@@ -164,20 +188,8 @@ class UserAgent:
         Raises :class:`CallFailed` (408) when nothing answers within Timer F.
         """
         target = SipUri.parse(uri) if isinstance(uri, str) else uri
-        host, _ = self.address
-        headers = Headers()
-        headers.add("Via", str(self._via()))
-        headers.add("Max-Forwards", "70")
-        headers.add(
-            "From",
-            str(NameAddress(SipUri(host=_uri_host(host), user=self.user)).with_tag(new_tag())),
-        )
-        headers.add("To", str(NameAddress(target)))
-        headers.add("Call-ID", new_call_id(host))
-        headers.add("CSeq", "1 OPTIONS")
-        headers.add("Accept", "application/sdp")
-        request = SipRequest("OPTIONS", target, headers)
-        return await self._request(request, destination or await _resolve(target))
+        peer = destination or await resolve(target)
+        return await self._final(self.core.options(target, peer, self.now()))
 
     async def register(
         self,
@@ -195,277 +207,233 @@ class UserAgent:
         caller's job. Raises :class:`CallFailed` when the registrar refuses.
         """
         target = SipUri.parse(registrar) if isinstance(registrar, str) else registrar
-        record = aor or SipUri(host=target.host, user=self.user, port=target.port)
-        host, _ = self.address
-        if self._registration is None:
-            self._registration = (new_call_id(host), new_tag(), 0)
-        call_id, tag, cseq = self._registration
-        peer = destination or await _resolve(target)
-        authorization: list[tuple[str, str]] = []
-        for attempt in range(2):
-            cseq += 1
-            self._registration = (call_id, tag, cseq)
-            headers = Headers()
-            headers.add("Via", str(self._via()))
-            headers.add("Max-Forwards", "70")
-            headers.add("From", str(NameAddress(record).with_tag(tag)))
-            headers.add("To", str(NameAddress(record)))
-            headers.add("Call-ID", call_id)
-            headers.add("CSeq", f"{cseq} REGISTER")
-            headers.add("Contact", str(self.contact))
-            headers.add("Expires", str(expires))
-            for name, value in authorization:
-                headers.add(name, value)
-            request = SipRequest("REGISTER", target, headers)
-            response = await self._request(request, peer)
-            if response.status in (401, 407) and credentials is not None and attempt == 0:
-                try:
-                    authorize(request, response, credentials, cnonce=new_tag())
-                except DigestError as exc:
-                    raise CallFailed(response.status, f"cannot authenticate: {exc}") from exc
-                authorization = [
-                    (n, v)
-                    for n, v in request.headers
-                    if n in ("Authorization", "Proxy-Authorization")
-                ]
-                continue
-            if response.status >= 300:
-                raise CallFailed(response.status, response.reason)
-            return _granted_expiry(response, self.contact.uri, expires)
-        raise AssertionError("unreachable")
+        peer = destination or await resolve(target)
+        request = self.core.register(
+            target, peer, self.now(), aor=aor, credentials=credentials, expires=expires
+        )
+        response = await self._final(request)
+        if response.status >= 300:
+            raise CallFailed(response.status, response.reason)
+        return _granted_expiry(response, self.contact.uri, expires)
 
-    async def _invite_once(self, invite: SipRequest, peer: Address, timeout: float) -> SipResponse:
-        transaction, queue = self._start(invite, peer)
-        provisional = False
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        cancelled = False
-        answered = False
+    async def _final(self, request: object) -> SipResponse:
+        event = await self._wait(request)
+        if isinstance(event, RequestTimedOut):
+            raise CallFailed(408, event.reason)
+        assert isinstance(event, RequestAnswered)
+        return event.response
+
+    async def _wait(self, handle: object) -> UaEvent:
+        future: asyncio.Future[UaEvent] = asyncio.get_running_loop().create_future()
+        self._waiters[handle] = future
+        self.flush()
         try:
-            while True:
-                remaining = deadline - loop.time()
-                try:
-                    item = await asyncio.wait_for(queue.get(), max(remaining, 0.0))
-                except TimeoutError:
-                    if not provisional or cancelled:
-                        raise CallFailed(408, "no answer") from None
-                    self._start(make_cancel(invite), peer)
-                    cancelled = True
-                    deadline = loop.time() + 64 * self.layer.timers.t1
-                    continue
-                if isinstance(item, CallFailed):
-                    raise item
-                if item.status < 200:
-                    provisional = True
-                    continue
-                answered = True
-                return item
-        except asyncio.CancelledError:
-            # Our caller gave up (a draining dispatcher): stop the far end ringing too.
-            # Before any provisional answer RFC 3261 9.1 allows no CANCEL.
-            if provisional and not cancelled:
-                self._start(make_cancel(invite), peer)
-            raise
+            return await future
         finally:
-            self._waiters.pop(transaction, None)
-            if not answered:
-                self._abandon(invite, peer)
+            self._waiters.pop(handle, None)
 
-    def _abandon(self, invite: SipRequest, peer: Address) -> None:
-        if len(self._abandoned) >= 256:
-            self._abandoned.pop(next(iter(self._abandoned)))
-        self._abandoned[(invite.call_id, invite.cseq.seq)] = (invite, peer)
+    def _resolve_waiter(self, handle: object, event: UaEvent) -> None:
+        future = self._waiters.pop(handle, None)
+        if future is not None and not future.done():
+            future.set_result(event)
 
-    def _hang_up_late(self, invite: SipRequest, peer: Address, response: SipResponse) -> None:
-        """ACK a 2xx that came after we gave up on its INVITE, then BYE at once."""
-        try:
-            dialog = Dialog.as_uac(invite, response)
-        except DialogError:
-            return  # no tags or Contact: nothing can be sent in that dialog
-        hop = peer_of(dialog, peer)
-        self.layer.send_stateless(dialog.create_ack(invite, self._via()), hop)
-        self.layer.send_request(dialog.create_request("BYE", self._via()), hop, self._shell.now())
-        self._shell.flush()
+    # -- events -------------------------------------------------------------------------
 
-    def _confirm(
-        self,
-        invite: SipRequest,
-        response: SipResponse,
-        outbound_proxy: Address | None,
-        peer: Address,
-        offer: SessionDescription,
-    ) -> Call:
-        dialog = Dialog.as_uac(invite, response)
-        # In-dialog requests follow the route set / remote target unless we were told to
-        # use an outbound proxy (a trunk), which then stays the next hop.
-        peer = outbound_proxy or peer_of(dialog, peer)
-        ack = dialog.create_ack(invite, self._via())
-        self.layer.send_stateless(ack, peer)
-        self._shell.flush()
-        call = Call(self, dialog, peer, offer, None)
-        call.last_ack = ack
-        self._calls[dialog.id] = call
-        try:
-            call.remote_sdp = SessionDescription.parse(response.body)
-        except SdpParseError as exc:
-            call.bye_soon()
-            raise CallFailed(488, f"bad SDP in the answer: {exc}") from exc
-        return call
-
-    # Plumbing used by calls.
-
-    def _via(self) -> Via:
-        host, port = self.address
-        return Via(_uri_host(host), port, params={"rport": None, "branch": new_branch()})
-
-    def _start(
-        self, request: SipRequest, peer: Address
-    ) -> tuple[ClientTransaction, asyncio.Queue[SipResponse | CallFailed]]:
-        transaction = self.layer.send_request(request, peer, self._shell.now())
-        queue: asyncio.Queue[SipResponse | CallFailed] = asyncio.Queue()
-        self._waiters[transaction] = queue
-        self._shell.flush()
-        return transaction, queue
-
-    async def _request(self, request: SipRequest, peer: Address) -> SipResponse:
-        transaction, queue = self._start(request, peer)
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, CallFailed):
-                    raise item
-                if item.status >= 200:
-                    return item
-        finally:
-            self._waiters.pop(transaction, None)
-
-    def _respond(self, transaction: ServerTransaction, response: SipResponse) -> None:
-        self.layer.send_response(transaction, response, self._shell.now())
-        self._shell.flush()
-
-    # Events from the transaction layer.
-
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, ResponseReceived):
-            queue = self._waiters.get(event.transaction)
-            if queue is not None:
-                queue.put_nowait(event.response)
+    def _deliver(self) -> bool:
+        """Take the core's events: to their listeners, or to the awaitables here."""
+        took = False
+        while (event := self.core.next_event()) is not None:
+            took = True
+            handle = subject(event)
+            listener = self._listeners.get(handle) if handle is not None else None
+            if listener is not None:
+                listener(event, self.now())
             else:
-                self._reack(event.response)
-        elif isinstance(event, (TransactionTimeout, TransportError)):
-            transaction = event.transaction
-            queue = (
-                self._waiters.get(transaction)
-                if isinstance(transaction, ClientTransaction)
-                else None
-            )
-            if queue is not None:
-                reason = "timeout" if isinstance(event, TransactionTimeout) else event.reason
-                queue.put_nowait(CallFailed(408, reason))
-        elif isinstance(event, RequestReceived):
-            self._on_request(event.transaction, event.request, event.source)
-        elif isinstance(event, CancelReceived):
-            incoming = self._pending.pop(event.transaction, None)
-            if incoming is not None:
-                incoming.cancelled.set()
-                incoming.reject(487)
-        elif isinstance(event, AckReceived):
-            call = self._find(event.request)
-            if call is not None:
-                call.acked(event.request)
-        elif isinstance(event, AckTimeout):
-            for call in list(self._calls.values()):
-                if call.invite_transaction is event.transaction:
-                    call.bye_soon(reason="no ack")
-        elif isinstance(event, StrayResponse):
-            self._reack(event.response)
+                self._default(event)
+        return took
 
-    def _reack(self, response: SipResponse) -> None:
-        """A 2xx to an INVITE we already ACKed came again: our ACK was lost, resend it."""
-        if not (200 <= response.status < 300 and response.cseq.method == "INVITE"):
-            return
-        call = self._find(response)
-        if call is None:
-            late = self._abandoned.pop((response.call_id, response.cseq.seq), None)
-            if late is not None:
-                self._hang_up_late(*late, response)
-            return
-        ack = call.last_ack
-        if ack is not None and ack.cseq.seq == response.cseq.seq:
-            self.layer.send_stateless(ack, call.peer)
+    def _default(self, event: UaEvent) -> None:
+        if isinstance(event, NewCall):
+            incoming = IncomingCall(self, event.incoming)
+            self._offered[event.incoming] = incoming
+            self.incoming.put_nowait(incoming)
+        elif isinstance(event, CallCancelled):
+            offered = self._offered.pop(event.incoming, None)
+            if offered is not None:
+                offered.cancelled.set()
+        elif isinstance(event, CallAnswered):
+            self._wrap(event.call)
+            self._resolve_waiter(event.invite, event)
+        elif isinstance(event, InviteFailed):
+            self._resolve_waiter(event.invite, event)
+        elif isinstance(event, (RequestAnswered, RequestTimedOut)):
+            self._resolve_waiter(event.request, event)
+        elif isinstance(event, (ReInviteAnswered, ReInviteFailed)):
+            self._resolve_waiter(("reinvite", event.call), event)
+        elif isinstance(event, CallConfirmed):
+            wrapper = self._calls.get(event.call)
+            if wrapper is not None:
+                wrapper.confirmed.set()
+        elif isinstance(event, ReInviteReceived):
+            wrapper = self._calls.get(event.reinvite.call)
+            if wrapper is not None:
+                wrapper.events.put_nowait(ReInvite(self, event.reinvite))
+        elif isinstance(event, CallEnded):
+            wrapper = self._calls.pop(event.call, None)
+            if wrapper is not None:
+                wrapper.ended.set()
+                wrapper.events.put_nowait(event)
+        elif isinstance(event, RequestRefused):
+            logger.debug("refused %s from %s: %d", event.request.method, event.source, event.status)
+        elif isinstance(event, MessageDropped):
+            logger.info("dropped SIP datagram from %s: %s", event.source, event.reason)
 
-    def _find(self, message: SipRequest | SipResponse) -> Call | None:
-        for call in self._calls.values():
-            if call.dialog.matches(message):
-                return call
-        return None
+    def _wrap(self, call: Call) -> AsyncCall:
+        wrapper = self._calls.get(call)
+        if wrapper is None:
+            wrapper = AsyncCall(self, call)
+            self._calls[call] = wrapper
+        return wrapper
 
-    def _on_request(
-        self, transaction: ServerTransaction, request: SipRequest, source: Address
+
+class IncomingCall:
+    """An INVITE that started a new call; answer with ``ringing``/``accept``/``reject``."""
+
+    def __init__(self, ua: UserAgent, handle: IncomingInvite) -> None:
+        self.ua = ua
+        self.handle = handle
+        self.cancelled = asyncio.Event()
+
+    @property
+    def request(self) -> SipRequest:
+        """The INVITE."""
+        return self.handle.request
+
+    @property
+    def offer(self) -> SessionDescription | None:
+        """Its SDP offer (None: a late offer)."""
+        return self.handle.offer
+
+    @property
+    def source(self) -> Address:
+        """Where it came from."""
+        return self.handle.source
+
+    def ringing(self, status: int = 180, sdp: SessionDescription | None = None) -> None:
+        """Send 180 Ringing, or 183 Session Progress with ``sdp`` for early media."""
+        self.ua.core.ring(self.handle, self.ua.now(), status, sdp)
+        self.ua.flush()
+
+    def reject(
+        self,
+        status: int,
+        reason: str | None = None,
+        extra_headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        method = request.method
-        if method == "OPTIONS":
-            self._respond(
-                transaction,
-                make_response(
-                    request,
-                    200,
-                    to_tag=new_tag(),
-                    extra_headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
-                ),
-            )
-            return
-        in_dialog = request.to.tag is not None
-        if in_dialog:
-            call = self._find(request)
-            if call is None:
-                self._respond(transaction, make_response(request, 481))
-                return
-            try:
-                call.dialog.receive_request(request)
-            except DialogError:
-                self._respond(transaction, make_response(request, 500, "CSeq Out of Order"))
-                return
-            call.on_request(transaction, request)
-            return
-        if method != "INVITE":
-            self._respond(
-                transaction,
-                make_response(request, 405, to_tag=new_tag(), extra_headers=[("Allow", ALLOW)]),
-            )
-            return
-        assert isinstance(transaction, ServerInviteTransaction)
-        offer: SessionDescription | None = None
-        if request.body:
-            if request.content_type != "application/sdp":
-                self._respond(transaction, make_response(request, 415, to_tag=new_tag()))
-                return
-            try:
-                offer = SessionDescription.parse(request.body)
-            except SdpParseError as exc:
-                reason = f"Bad Request (SDP: {str(exc)[:60]})"
-                self._respond(transaction, make_response(request, 400, reason, to_tag=new_tag()))
-                return
-        if not request.contacts or request.from_.tag is None:
-            reason = "Bad Request (a dialog needs a Contact and a From tag)"
-            self._respond(transaction, make_response(request, 400, reason, to_tag=new_tag()))
-            return
-        incoming = IncomingCall(self, transaction, request, offer, source)
-        self._pending[transaction] = incoming
-        self.incoming.put_nowait(incoming)
+        """Refuse the call (486 busy, 488 no acceptable media, 401 with a challenge...)."""
+        self.ua._offered.pop(self.handle, None)
+        self.ua.core.reject(self.handle, status, self.ua.now(), reason, extra_headers)
+        self.ua.flush()
+
+    def accept(self, answer: SessionDescription) -> AsyncCall:
+        """Answer 200 with ``answer`` (an offer, if the INVITE had none) and return the call.
+
+        Raises :class:`CallFailed` (487) when the caller has cancelled.
+        """
+        self.ua._offered.pop(self.handle, None)
+        call = self.ua.core.accept(self.handle, answer, self.ua.now())
+        self.ua.flush()
+        return self.ua._wrap(call)
 
 
-def _next_attempt(invite: SipRequest) -> SipRequest:
-    """The same INVITE with a new branch and the next CSeq (RFC 3261 22.2)."""
-    headers = invite.headers.copy()
-    via = invite.top_via
-    via.params["branch"] = new_branch()
-    headers.set_all("Via", [str(via)])
-    headers.set("CSeq", f"{invite.cseq.seq + 1} INVITE")
-    return SipRequest("INVITE", invite.uri, headers, invite.body)
+class ReInvite:
+    """A re-INVITE from the peer (e.g. the switch to T.38); ``accept`` or ``reject`` it."""
+
+    def __init__(self, ua: UserAgent, handle: IncomingReInvite) -> None:
+        self.ua = ua
+        self.handle = handle
+
+    @property
+    def request(self) -> SipRequest:
+        """The re-INVITE."""
+        return self.handle.request
+
+    @property
+    def offer(self) -> SessionDescription | None:
+        """Its SDP offer (None: the peer asks for ours)."""
+        return self.handle.offer
+
+    def accept(self, answer: SessionDescription) -> None:
+        """Answer 200 with ``answer``; the call's SDPs are updated."""
+        self.ua.core.accept_reinvite(self.handle, answer, self.ua.now())
+        self.ua.flush()
+
+    def reject(self, status: int = 488, reason: str | None = None) -> None:
+        """Refuse the new session; the old one stays."""
+        self.ua.core.reject_reinvite(self.handle, self.ua.now(), status, reason)
+        self.ua.flush()
 
 
-async def _resolve(uri: SipUri) -> Address:
+class AsyncCall:
+    """An established call, for asyncio code: its state is the core's :class:`Call`."""
+
+    def __init__(self, ua: UserAgent, state: Call) -> None:
+        self.ua = ua
+        self.state = state
+        self.events: asyncio.Queue[ReInvite | CallEnded] = asyncio.Queue()
+        self.confirmed = asyncio.Event()
+        self.ended = asyncio.Event()
+        if state.confirmed:
+            self.confirmed.set()
+
+    @property
+    def dialog(self) -> Dialog:
+        """The call's dialog."""
+        return self.state.dialog
+
+    @property
+    def peer(self) -> Address:
+        """Where in-dialog requests go."""
+        return self.state.peer
+
+    @property
+    def local_sdp(self) -> SessionDescription:
+        """Our current session description."""
+        return self.state.local_sdp
+
+    @property
+    def remote_sdp(self) -> SessionDescription | None:
+        """The peer's current session description."""
+        return self.state.remote_sdp
+
+    @property
+    def end_reason(self) -> str | None:
+        """``"bye"``, ``"local"`` or ``"no ack"`` once ended."""
+        return self.state.end_reason
+
+    async def reinvite(
+        self, offer: SessionDescription, timeout: float = 32.0
+    ) -> SessionDescription:
+        """Send a re-INVITE with ``offer``; return the peer's answer.
+
+        Raises :class:`CallFailed` on an error response (491 on glare: retry later).
+        """
+        self.ua.core.reinvite(self.state, offer, self.ua.now(), timeout)
+        event = await self.ua._wait(("reinvite", self.state))
+        if isinstance(event, ReInviteFailed):
+            raise CallFailed(event.status, event.reason)
+        assert isinstance(event, ReInviteAnswered)
+        return event.answer
+
+    async def bye(self) -> None:
+        """End the call and wait for the BYE's answer (no-op if it has ended)."""
+        request = self.ua.core.bye(self.state, self.ua.now())
+        if request is not None:
+            await self.ua._wait(request)
+
+
+async def resolve(uri: SipUri) -> Address:
+    """The address to send to for ``uri`` (its host resolved, its port or 5060)."""
     host, port = uri.host_port()
     try:
         ipaddress.ip_address(host)
@@ -488,7 +456,3 @@ def _granted_expiry(response: SipResponse, contact: SipUri, requested: int) -> i
     if header is not None and header.strip().isdigit():
         return int(header.strip())
     return requested
-
-
-def _uri_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host

@@ -15,8 +15,7 @@ decides which streams to put in them:
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from faxline.sip.errors import NotAcceptable
 from faxline.sip.negotiation import (
@@ -40,9 +39,10 @@ T38_CAPS = Capabilities()
 
 @dataclass
 class SdpVersions:
-    """Our SDP origin for one call: a random session id and an increasing version."""
+    """Our SDP origin for one call: a session id (the caller picks it at random) and an
+    increasing version."""
 
-    session_id: int = field(default_factory=lambda: random.randrange(1, 2**31))
+    session_id: int
     version: int = 0
 
     def next(self) -> int:

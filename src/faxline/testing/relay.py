@@ -103,6 +103,7 @@ class LossyRelay:
         self._sides: dict[Direction, _Side] = {}
         self._queue: asyncio.Queue[tuple[Direction, bytes]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self._waiters: list[tuple[Direction, int, asyncio.Future[None]]] = []
 
     @classmethod
     async def open(
@@ -172,6 +173,25 @@ class LossyRelay:
         """Datagrams delivered in both directions."""
         return sum(s.forwarded for s in self.stats.values())
 
+    async def settled(self, direction: Direction, count: int) -> None:
+        """Wait until ``count`` datagrams have gone ``direction`` (forwarded, lost or
+        swallowed: the last ones may be losses, which nobody receives)."""
+        if self.stats[direction].received >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((direction, count, future))
+        await future
+
+    def _counted(self) -> None:
+        waiting = []
+        for direction, count, future in self._waiters:
+            if self.stats[direction].received >= count:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((direction, count, future))
+        self._waiters = waiting
+
     def close(self) -> None:
         """Close both sockets."""
         if self._pump is not None:
@@ -194,6 +214,7 @@ class LossyRelay:
         if self.losses[direction].drop():
             stats.dropped += 1
             stats.dropped_sizes.append(len(data))
+            self._counted()
             return
         if self.rewrite is None:
             self._send(direction, data)
@@ -211,6 +232,7 @@ class LossyRelay:
                 out = None
             if out is None:
                 self.stats[direction].swallowed += 1
+                self._counted()
             else:
                 self._send(direction, out)
 
@@ -219,6 +241,7 @@ class LossyRelay:
         out = self._sides[Direction.B_TO_A if direction is Direction.A_TO_B else Direction.A_TO_B]
         if peer is None or out.transport is None:
             self.stats[direction].swallowed += 1  # nobody to send it to yet
-            return
-        out.transport.sendto(data, peer)
-        self.stats[direction].forwarded += 1
+        else:
+            out.transport.sendto(data, peer)
+            self.stats[direction].forwarded += 1
+        self._counted()
