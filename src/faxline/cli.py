@@ -1,4 +1,4 @@
-"""Command line: `faxline serve | worker | provision | convert`."""
+"""Command line: `faxline serve | worker | provision | migrate | status | records | convert`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from faxline.api import redact
+    from faxline.api.connection import LimitedHttpToolsProtocol
     from faxline.server import http_app
 
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -37,9 +39,16 @@ def _serve(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         sip_listen=args.sip_listen,
+        smtp_listen=args.smtp_listen,
     )
     app = http_app(settings)
-    uvicorn.run(
+    protocol = LimitedHttpToolsProtocol.configure(
+        header_timeout_s=settings.http_header_timeout_s,
+        max_request_line=settings.http_max_request_line,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+    )
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -47,14 +56,26 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_keyfile=settings.tls_key,
         log_level=args.log_level,
         access_log=args.access_log,
+        # Live-update streams (the web fax center's Server-Sent Events) stay open while a
+        # page is; a stop must not wait for every browser to leave.
+        timeout_graceful_shutdown=5,
+        http=protocol,
+        timeout_keep_alive=int(max(1, settings.http_keep_alive_s)),
     )
+    # uvicorn configured logging just now (in Config): filter what its handlers write.
+    if settings.log_format == "json":
+        from faxline.metrics import logs
+
+        logs.configure("json", logging.getLevelName(args.log_level.upper()), redact.redact)
+    redact.install()
+    uvicorn.Server(config).run()
     return 0
 
 
 def _provision(args: argparse.Namespace) -> int:
     from faxline.directory.provision import ProvisionError, apply, load
+    from faxline.store.blobstores import blob_store_for
     from faxline.store.db import make_engine, migrate, session_factory
-    from faxline.store.files import FileStore
 
     settings = _settings(args)
     try:
@@ -65,18 +86,18 @@ def _provision(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        migrate(engine)
+        migrate(engine, settings.documents_dir)
+        blobs = blob_store_for(engine, settings.data_dir)
         with session_factory(engine)() as session:
             try:
-                report = apply(session, spec)
-                session.commit()
+                with blobs.transaction(session) as writes:
+                    report = apply(session, spec)
+                    report.discard_documents(writes)
             except ProvisionError as e:
-                session.rollback()
                 print(f"faxline provision: {args.file}: {e}", file=sys.stderr)
                 return 1
     finally:
         engine.dispose()
-    report.discard_documents(FileStore(settings.documents_dir))
     summary = ", ".join(f"{n} {k}" for k, n in report.applied.items())
     print(f"provisioned {summary} from {args.file}")
     for line in report.lines():
@@ -84,15 +105,88 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from faxline.store.db import import_documents, make_engine, migrate
+
+    settings = _settings(args)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        # The data directory is known here, so a migration that moves its files (0008_blobs
+        # on PostgreSQL) does; a node whose files it did not see moves them afterwards.
+        migrated = migrate(engine, settings.documents_dir)
+        moved = import_documents(engine, settings.documents_dir)
+    finally:
+        engine.dispose()
+    print(f"schema {'migrated' if migrated else 'up to date'}; {moved} documents moved in")
+    return 0
+
+
 def _worker(args: argparse.Namespace) -> int:
     from faxline.server import run_worker
 
     settings = _settings(args)
+    if settings.log_format == "json":
+        from faxline.api import redact
+        from faxline.metrics import logs
+
+        logs.configure("json", logging.INFO, redact.redact)
     listen = None
     if args.sip_listen != "off":
         host, _, port = args.sip_listen.rpartition(":")
         listen = (host.strip("[]"), int(port))
     run_worker(settings, listen)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from faxline.store import nodes
+    from faxline.store.db import make_engine, migrate, session_factory
+
+    settings = _settings(args)
+    if settings.database_url is None and not (settings.data_dir / "faxline.sqlite3").exists():
+        print(f"faxline status: no database in {settings.data_dir}", file=sys.stderr)
+        return 1
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as session:
+            status = nodes.cluster_status(session, stale_after_s=settings.heartbeat_s * 3)
+    except OperationalError as e:
+        print(f"faxline status: cannot read the database: {e.orig}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(nodes.render(status))
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from faxline.store import records
+    from faxline.store.db import make_engine, migrate, session_factory
+
+    since = None
+    if args.since is not None:
+        try:
+            since = dt.datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"faxline records: --since: not an ISO 8601 time: {args.since}", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+    settings = _settings(args)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        migrate(engine)
+        with session_factory(engine)() as session:
+            rows = records.export(session, since)
+            write = records.write_csv if args.format == "csv" else records.write_json
+            write(rows, sys.stdout)  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -113,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="SIP address (FAXLINE_SIP_LISTEN; default 127.0.0.1:5060; 'off' for none)",
     )
+    serve.add_argument(
+        "--smtp-listen",
+        metavar="HOST:PORT",
+        help="SMTP address for faxes by email (FAXLINE_SMTP_LISTEN; default off)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     serve.set_defaults(handler=_serve)
@@ -121,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     provision.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
     provision.add_argument("file", type=Path, help="provisioning file (JSON)")
     provision.set_defaults(handler=_provision)
+
+    migrate = sub.add_parser(
+        "migrate", help="bring the schema up to date; move the data directory's documents in"
+    )
+    migrate.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
+    migrate.set_defaults(handler=_migrate)
 
     worker = sub.add_parser("worker", help="run only the dispatcher (shares the database)")
     worker.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
@@ -131,6 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="SIP address for outbound calls (default 127.0.0.1, any port; 'off' for none)",
     )
     worker.set_defaults(handler=_worker)
+
+    status = sub.add_parser(
+        "status", help="the nodes sharing the database, their calls, and the queue"
+    )
+    status.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
+    status.set_defaults(handler=_status)
+
+    recs = sub.add_parser("records", help="export call records (every call, in and out)")
+    recs.add_argument("--data-dir", type=Path, help="data directory (FAXLINE_DATA_DIR)")
+    recs.add_argument("--since", metavar="TIME", help="only calls started since (ISO 8601)")
+    recs.add_argument("--format", choices=["csv", "json"], default="csv")
+    recs.set_defaults(handler=_records)
 
     add_convert_parser(sub)
     return parser

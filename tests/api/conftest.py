@@ -19,9 +19,9 @@ from faxline.config import Settings
 from faxline.directory.provision import apply, parse
 from faxline.documents import ConversionLimits
 from faxline.documents.pool import ConverterPool
+from faxline.store.blobstores import blob_store_for
 from faxline.store.db import make_engine, migrate, session_factory
-from faxline.store.files import FileStore
-from faxline.store.models import Delivery, Fax, FaxFile
+from faxline.store.models import Blob, Delivery, Fax, FaxFile
 from faxline.testing.clock import ManualClock
 
 # Three organizations; in each a user, a colleague and an organization admin; one admin.
@@ -121,8 +121,10 @@ class Api:
             faxes = s.scalar(select(func.count()).select_from(Fax)) or 0
             docs = s.scalar(select(func.count()).select_from(FaxFile)) or 0
             deliveries = s.scalar(select(func.count()).select_from(Delivery)) or 0
-        on_disk = len(list(self.state.files.root.iterdir()))
-        return faxes, docs, deliveries, on_disk
+            # Blobs in the database where they live there (PostgreSQL), plus spooled files.
+            blobs = s.scalar(select(func.count()).select_from(Blob)) or 0
+        on_disk = len(list(self.state.files.spool.iterdir()))
+        return faxes, docs, deliveries, on_disk + blobs
 
 
 @pytest.fixture
@@ -153,7 +155,7 @@ def make_api(
         state = AppState(
             settings=cfg,
             sessions=sessions,
-            files=FileStore(cfg.documents_dir),
+            files=blob_store_for(engine, cfg.data_dir),
             converter=pool,
             clock=clock,
         )

@@ -7,8 +7,11 @@ import json
 import re
 import shutil
 
+import pytest
 from PIL import Image
+from sqlalchemy import text
 
+from faxline.store.files import FileStore
 from tests.api.conftest import Api
 
 BOUNDARY = "------325343636"
@@ -171,7 +174,8 @@ def test_recipients_resolve_extensions_and_phones(api: Api) -> None:
 def test_invalid_file_names_the_file(api: Api) -> None:
     png = io.BytesIO()
     Image.new("RGB", (10, 10)).save(png, "PNG")
-    for name, data in [("picture.png", png.getvalue()), ("broken.pdf", b"%PDF-1.4\n%trunc")]:
+    cut_png = png.getvalue()[:-20]
+    for name, data in [("picture.png", cut_png), ("broken.pdf", b"%PDF-1.4\n%trunc")]:
         r = api.send("alice", "@me/210", files=[("ok.txt", b"fine"), (name, data)])
         assert r.status_code == 400, r.text
         assert r.json()["error"]["code"] == "fx_file_invalid"
@@ -241,10 +245,16 @@ def test_malformed_bodies(api: Api) -> None:
 
 
 def test_internal_error_is_500_without_trace_and_stores_nothing(api: Api) -> None:
-    # The documents folder is replaced by a file: a real fault of ours while storing.
-    root = api.state.files.root
-    shutil.rmtree(root)
-    root.write_text("not a directory")
+    # A real fault of ours while storing: the documents folder replaced by a file (SQLite),
+    # the table of blob chunks gone (PostgreSQL).
+    if isinstance(api.state.files, FileStore):
+        root = api.state.files.root
+        shutil.rmtree(root)
+        root.write_text("not a directory")
+    else:
+        with api.state.sessions() as s:
+            s.execute(text("DROP TABLE blob_chunks"))
+            s.commit()
     r = api.send("alice", "@me/210")
     assert r.status_code == 500
     error = r.json()["error"]
@@ -265,3 +275,19 @@ def test_jpeg_without_image_data_is_refused(api: Api) -> None:
     assert (r.status_code, r.json()["error"]["code"]) == (400, "fx_file_invalid"), r.text
     assert r.json()["error"]["message"].startswith("hollow.jpg: the image is corrupt")
     assert api.counts() == (0, 0, 0, 0)
+
+
+@pytest.mark.slow
+def test_web_page_and_png_show_their_detected_type(api: Api) -> None:
+    """An HTML page (through LibreOffice) and a PNG named .pdf: the types come from content."""
+    png = io.BytesIO()
+    Image.new("L", (100, 100), 128).save(png, "PNG")
+    page = b"<!DOCTYPE html><html><body><h1>Invoice</h1><p>Total: 12</p></body></html>"
+    r = api.send("alice", "@me/210", files=[("invoice.html", page), ("scan.pdf", png.getvalue())])
+    assert r.status_code == 200, r.text
+    view = api.client.get(f"/uapi/faxes/@me/210/{r.json()['id']}", headers=api.auth("alice"))
+    assert view.json()["pages"] == 2
+    assert [(d["name"], d["type"]) for d in view.json()["documents"]] == [
+        ("invoice.html", "html"),
+        ("scan.pdf", "png"),
+    ]

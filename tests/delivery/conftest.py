@@ -18,8 +18,9 @@ from faxline.directory.provision import apply, parse
 from faxline.documents import Resolution
 from faxline.documents.faxtiff import write_fax_tiff
 from faxline.store import faxes as fax_store
+from faxline.store.blobs import BlobStore
+from faxline.store.blobstores import blob_store_for
 from faxline.store.db import make_engine, migrate, session_factory
-from faxline.store.files import FileStore
 from faxline.store.models import Delivery, Extension, Fax, User
 from faxline.testing.clock import ManualClock
 
@@ -53,6 +54,7 @@ WORLD: dict[str, Any] = {
                 "5550005": {"behaviour": "refuse_fine"},
                 "5550006": {"behaviour": "answer", "busyAttempts": 1},
                 "5550007": {"behaviour": "lossy", "ecm": False, "loss": 0.01, "seed": 1},
+                "5550008": {"behaviour": "refuse_superfine"},
             },
         }
     ],
@@ -77,11 +79,16 @@ def sample_pages(count: int = 3, rows: int = 600) -> list[np.ndarray]:
 class World:
     settings: Settings
     sessions: Any
-    files: FileStore
+    files: BlobStore
     clock: ManualClock
     pages: list[np.ndarray]
 
-    def queue(self, recipients: list[str], sender: str = "0003*210") -> int:
+    def queue(
+        self,
+        recipients: list[str],
+        sender: str = "0003*210",
+        resolution: Resolution = Resolution.FINE,
+    ) -> int:
         with self.sessions() as s:
             ext = s.scalar(select(Extension).where(Extension.number == sender))
             user = s.scalar(select(User).where(User.id == ext.owner_id))
@@ -92,9 +99,9 @@ class World:
                 user_id=user.id,
                 recipients=[(r, r) for r in recipients],
                 documents=[],
-                tiff=write_fax_tiff(self.pages, Resolution.FINE),
+                tiff=write_fax_tiff(self.pages, resolution),
                 pages=len(self.pages),
-                resolution="fine",
+                resolution=resolution.value,
                 now=self.clock(),
             )
             return fax.id
@@ -105,15 +112,16 @@ class World:
 
     def run(self, dispatcher: Dispatcher) -> None:
         """Run everything that is due now, until nothing more is."""
+        asyncio.run(self.deliver(dispatcher))
 
-        async def go() -> None:
-            try:
-                while await dispatcher.run_once():
-                    await dispatcher.idle()
-            finally:
-                await dispatcher.drain()
-
-        asyncio.run(go())
+    @staticmethod
+    async def deliver(dispatcher: Dispatcher) -> None:
+        """`run` inside a running event loop."""
+        try:
+            while await dispatcher.run_once():
+                await dispatcher.idle()
+        finally:
+            await dispatcher.drain()
 
     def deliveries(self, fax_id: int) -> list[Delivery]:
         with self.sessions() as s:
@@ -155,7 +163,11 @@ def make_world(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Worl
             apply(s, parse(WORLD))
             s.commit()
         return World(
-            settings, sessions, FileStore(settings.documents_dir), ManualClock(), sample_pages()
+            settings,
+            sessions,
+            blob_store_for(engine, settings.data_dir),
+            ManualClock(),
+            sample_pages(),
         )
 
     yield make

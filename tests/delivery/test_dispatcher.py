@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from faxline.documents.faxtiff import read_fax_tiff
+from faxline.documents import Resolution
+from faxline.documents.faxtiff import check_fax_tiff, read_fax_tiff
 from faxline.store import faxes as fax_store
 from faxline.store.status import fax_status
 from tests.delivery.conftest import World
@@ -37,7 +39,9 @@ def test_local_extension_receives_identical_pages(make_world: object, transport:
     assert incoming.pages == 3
     assert incoming.remote_ident == "+15550100210"
     assert incoming.remote_number == "0003*210"
-    assert_same_pages(read_fax_tiff(world.files.path(incoming.document)), world.pages)
+    assert_same_pages(
+        read_fax_tiff(b"".join(world.files.open(incoming.document).chunks())), world.pages
+    )
     fax = world.fax(fax_id)
     assert fax_status(d.status for d in fax.deliveries) == "sent"
     (attempt,) = fax.attempts[0]  # type: ignore[attr-defined]
@@ -88,11 +92,57 @@ def test_no_route_is_one_attempt(world: World) -> None:
         assert (d.status, d.failure_reason, d.attempts) == ("failed", "no_route", 1)
 
 
-def test_refused_fine_resolution_is_permanent(world: World) -> None:
+def test_refused_fine_resolution_is_resent_at_standard(world: World) -> None:
+    """The far end takes only standard: the pages go again at standard, in one attempt."""
     fax_id = world.queue(["5550005"])
     world.run(world.dispatcher())
     (d,) = world.deliveries(fax_id)
-    assert (d.status, d.failure_reason, d.t30_code) == ("failed", "rejected", 11)
+    assert (d.status, d.attempts, d.pages_sent, d.t30_code) == ("delivered", 1, 3, 0)
+    (attempt,) = world.fax(fax_id).attempts[0]  # type: ignore[attr-defined]
+    assert attempt.resolution == "standard"
+    (received,) = (world.settings.data_dir / "simulator" / "5550005").glob("*.tif")
+    info = check_fax_tiff(received)
+    assert info.pages == 3 and {p.y_dpi for p in info.page_info} == {98}
+    # Each pair of fine rows became one row, black where either was.
+    assert_same_pages(read_fax_tiff(received), halved(world.pages))
+
+
+def halved(pages: list[np.ndarray]) -> list[np.ndarray]:
+    """Each pair of rows made one row, black where either was: one resolution step down."""
+    return [p[: p.shape[0] // 2 * 2].reshape(-1, 2, 1728).any(axis=1) for p in pages]
+
+
+@pytest.mark.parametrize(
+    ("number", "sent", "y_dpi", "steps"),
+    [("0003*211", None, 391, 0), ("5550008", "fine", 196, 1), ("5550005", "standard", 98, 2)],
+)
+def test_superfine_goes_down_to_what_the_far_end_takes(
+    world: World, tmp_path: Path, number: str, sent: str | None, y_dpi: int, steps: int
+) -> None:
+    """Superfine pages reach a far end that takes them as they are; one that takes at most
+    fine gets them at fine, one that takes only standard at standard: one step at a time,
+    in one attempt, the attempt saying what was sent."""
+    fax_id = world.queue([number], resolution=Resolution.SUPERFINE)  # the pages at 391 dpi
+    world.run(world.dispatcher())
+    (d,) = world.deliveries(fax_id)
+    assert (d.status, d.attempts, d.pages_sent, d.t30_code) == ("delivered", 1, 3, 0)
+    (attempt,) = world.fax(fax_id).attempts[0]  # type: ignore[attr-defined]
+    assert attempt.resolution == sent
+    if number.startswith("0003*"):
+        (fax,) = world.inbox(number)
+        assert fax.resolution == "superfine"
+        path = tmp_path / "received.tif"
+        with world.files.open(fax.document) as reader:
+            path.write_bytes(b"".join(reader.chunks()))
+    else:
+        (path,) = (world.settings.data_dir / "simulator" / number).glob("*.tif")
+    data = path.read_bytes()
+    info = check_fax_tiff(path)
+    assert info.pages == 3 and {p.y_dpi for p in info.page_info} == {y_dpi}
+    expected = world.pages
+    for _ in range(steps):
+        expected = halved(expected)
+    assert_same_pages(read_fax_tiff(data), expected)
 
 
 def test_partially_sent(world: World) -> None:

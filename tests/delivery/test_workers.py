@@ -82,7 +82,7 @@ def test_sigkill_mid_call_is_delivered_exactly_once(
     paced = {"FAXLINE_PACED_CALLS": "true"}
     first = start_worker(**paced)
     # The far end opens the file it receives into once the page starts: mid-call.
-    receiving = world.settings.documents_dir
+    receiving = world.files.spool
     eventually(lambda: any(receiving.glob(".tmp-*")), 30, "the far end to start receiving")
     assert delivery(world, fax_id).status == "sending"
     os.killpg(first.pid, signal.SIGKILL)

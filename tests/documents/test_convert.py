@@ -181,10 +181,11 @@ def _fails(files: list[InputFile], match: str, **kw: object) -> None:
 
 def test_hostile_files(a4_text_pdf: bytes) -> None:
     rng = np.random.default_rng(3)
-    _fails([InputFile("noise.bin", rng.bytes(4096))], r"^noise\.bin: the file is not a PDF")
+    _fails([InputFile("noise.bin", rng.bytes(4096))], r"^noise\.bin: the file is not a document")
     png = io.BytesIO()
     photo().save(png, "PNG")
-    _fails([InputFile("ok.txt", b"hi"), InputFile(None, png.getvalue())], r"^file 2: ")
+    cut_png = png.getvalue()[: len(png.getvalue()) // 2]
+    _fails([InputFile("ok.txt", b"hi"), InputFile(None, cut_png)], r"^file 2: .*truncated")
     _fails([InputFile("cut.pdf", a4_text_pdf[: len(a4_text_pdf) // 2])], r"^cut\.pdf: the PDF is")
     data = jpeg()
     _fails([InputFile("cut.jpg", data[: len(data) // 2])], r"^cut\.jpg: .*(corrupt|truncated)")

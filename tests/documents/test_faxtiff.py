@@ -12,7 +12,13 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from faxline.documents import DocumentError, Resolution
-from faxline.documents.faxtiff import check_fax_tiff, read_fax_tiff, write_fax_tiff
+from faxline.documents.faxtiff import (
+    check_fax_tiff,
+    coarser_copy,
+    read_fax_tiff,
+    write_fax_tiff,
+)
+from faxline.documents.tiffstruct import read_frames
 
 
 def _pages() -> list[np.ndarray]:
@@ -107,3 +113,33 @@ def test_round_trip_property(pages: list[np.ndarray], resolution: Resolution) ->
     assert len(back) == len(pages)
     for a, b in zip(pages, back, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_coarser_copies_merge_row_pairs_down_to_standard() -> None:
+    rng = np.random.default_rng(5)
+    pages = [rng.random((402, 1728)) < 0.02, np.zeros((80, 1728), dtype=np.bool_)]
+    data = write_fax_tiff(pages, Resolution.SUPERFINE)
+    for expected in (Resolution.FINE, Resolution.STANDARD):
+        step = coarser_copy(data)
+        assert step is not None
+        data, resolution = step
+        assert resolution is expected
+        assert {f.resolution() for f in read_frames(data)} == {(204.0, float(expected.y_dpi))}
+        got = read_fax_tiff(data)
+        for page, finer in zip(got, pages, strict=True):
+            rows = finer.shape[0] // 2 * 2
+            assert np.array_equal(page, finer[:rows].reshape(-1, 2, 1728).any(axis=1))
+        pages = got
+    # A page that is already standard has nothing coarser: the refusal then stands.
+    assert coarser_copy(data) is None
+
+
+def test_pages_of_mixed_resolutions_have_no_coarser_copy(tmp_path: Path) -> None:
+    page = np.zeros((20, 1728), np.bool_)
+    (tmp_path / "fine.tif").write_bytes(write_fax_tiff([page], Resolution.FINE))
+    (tmp_path / "std.tif").write_bytes(write_fax_tiff([page], Resolution.STANDARD))
+    names = ["tiffcp", "fine.tif", "std.tif", "mixed.tif"]
+    subprocess.run(names, cwd=tmp_path, check=True)
+    mixed = (tmp_path / "mixed.tif").read_bytes()
+    assert [f.resolution() for f in read_frames(mixed)] == [(204.0, 196.0), (204.0, 98.0)]
+    assert coarser_copy(mixed) is None

@@ -122,3 +122,31 @@ def test_closed_pool_refuses_work() -> None:
     pool.close()
     with pytest.raises(RuntimeError):
         asyncio.run(pool.convert([InputFile("a.txt", b"x")]))
+
+
+def test_conversions_in_worker_processes_reach_the_parents_metrics() -> None:
+    """The pages are counted in the conversion worker and relayed back with the result, so
+    `/metrics` of the server (the parent) shows them; results and durations are counted here."""
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def counts() -> tuple[float, ...]:
+        return (
+            value("faxline_converted_pages_total"),
+            value("faxline_conversions_total", result="ok"),
+            value("faxline_conversions_total", result="error"),
+            value("faxline_conversion_seconds_count"),
+        )
+
+    async def run() -> tuple[float, ...]:
+        with ConverterPool(workers=1) as pool:
+            await pool.convert([InputFile("four.pdf", text_pdf(4))])
+            with pytest.raises(DocumentError):
+                await pool.convert([InputFile("bad.pdf", text_pdf(1, encrypt="pw"))])
+            return counts()
+
+    before = counts()
+    after = asyncio.run(run())
+    assert [a - b for a, b in zip(after, before, strict=True)] == [4, 1, 1, 2]

@@ -16,7 +16,7 @@ from faxline.documents.faxtiff import read_fax_tiff
 
 END_OF_DATA = -7
 T6 = 3
-Y_RESOLUTION = {Resolution.FINE: 7700, Resolution.STANDARD: 3850}
+Y_RESOLUTION = {Resolution.SUPERFINE: 15400, Resolution.FINE: 7700, Resolution.STANDARD: 3850}
 
 
 def _spandsp() -> ctypes.CDLL:

@@ -131,15 +131,14 @@ class Kamailio:
         if KAMAILIO is None:
             raise RuntimeError("kamailio is not installed")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "proxy.cfg"
-        template = (HERE / "kamailio" / "proxy.cfg").read_text()
-        config.write_text(template.replace("LISTEN_PORT", str(self.port)))
+        config, defines = self.configure()
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [
                     KAMAILIO,
                     "-f",
                     str(config),
+                    *(f"-A{name}={value}" for name, value in defines.items()),
                     "-DD",
                     "-E",
                     "-P",
@@ -152,6 +151,13 @@ class Kamailio:
                 start_new_session=True,
             )
         wait_until(self._answers, timeout=15, what="kamailio to answer")
+
+    def configure(self) -> tuple[Path, dict[str, str]]:
+        """The configuration file to run and its ``-A`` defines."""
+        config = self.workdir / "proxy.cfg"
+        template = (HERE / "kamailio" / "proxy.cfg").read_text()
+        config.write_text(template.replace("LISTEN_PORT", str(self.port)))
+        return config, {}
 
     def _answers(self) -> bool:
         """An OPTIONS with Max-Forwards 0 gets 483 from the proxy itself once it runs."""
@@ -351,8 +357,9 @@ class FaxServer:
         fax_id: int,
         done: Callable[[list[dict[str, Any]]], bool],
         timeout: float,
+        interval: float = 0.3,
     ) -> dict[str, Any]:
-        """Poll the fax until ``done(deliveries)``; return the fax."""
+        """Poll the fax every ``interval`` seconds until ``done(deliveries)``; return it."""
         last: dict[str, Any] = {}
 
         def check() -> bool:
@@ -361,7 +368,7 @@ class FaxServer:
             return done(last["deliveries"])
 
         try:
-            wait_until(check, timeout=timeout, interval=0.3, what=f"fax {fax_id}")
+            wait_until(check, timeout=timeout, interval=interval, what=f"fax {fax_id}")
         except AssertionError:
             raise AssertionError(f"{self.name}: fax {fax_id} is {last}\n{self.log()}") from None
         return last

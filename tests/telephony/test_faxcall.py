@@ -9,6 +9,7 @@ endpoints in this process, so the media clock ticks 20 times faster than real ti
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 from collections.abc import Awaitable, Callable
@@ -120,9 +121,11 @@ def test_fax_over_real_sockets(
     sender: T38Mode,
     transport: str,
     spray: str | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     received = tmp_path / "in.tif"
     clock = MediaClock(tick_s=0.001)
+    caplog.set_level(logging.INFO, logger="faxline.telephony.clock")
     sprayer = Sprayer()
 
     async def scenario(alice: UserAgent, bob: UserAgent) -> tuple[SipFaxResult, SipFaxResult]:
@@ -163,6 +166,10 @@ def test_fax_over_real_sockets(
     assert_pages_equal(received, one_page)
     assert spray is None or sprayer.sent > 100
     assert clock.calls == 0  # both calls left the clock
+    # Idle again, the clock logged how evenly it sent the ticks (bench/sip reads it).
+    spacing = [r.getMessage() for r in caplog.records if "packet intervals" in r.getMessage()]
+    assert spacing and int(spacing[-1].split()[2]) > 100, spacing
+    assert clock.spacing.total == 0  # and starts afresh for the next busy stretch
 
 
 def test_cancelled_sender_hangs_up(one_page_tiff: Path) -> None:

@@ -11,6 +11,7 @@ from faxline.fax import AudioFaxSession, FaxJob, T38FaxSession
 from faxline.sip.negotiation import PCMA
 from faxline.sip.rtp import RtpPacket
 from faxline.sip.sdp import T38Options
+from faxline.telephony.clock import SpacingStats
 from faxline.telephony.streams import AudioStream, T38Stream, Watchdog, is_image_data
 from tests.fax.faxpages import Page, assert_pages_equal
 
@@ -138,3 +139,18 @@ def test_watchdog_counts_our_own_t38_page_data(one_page_tiff: Path) -> None:
 )
 def test_image_data_is_told_from_control(ifp: bytes, image: bool) -> None:
     assert is_image_data(ifp) is image
+
+
+def test_spacing_stats_histogram() -> None:
+    """The media clock's spacing jitter: |interval - tick| in 0.1 ms buckets, no samples kept."""
+    stats = SpacingStats()
+    assert stats.percentile_ms(0.99) == 0.0
+    for _ in range(98):
+        stats.add(0.00005)  # 0.05 ms early or late: first bucket
+    stats.add(-0.0031)  # a pass 3.1 ms early counts as 3.1 ms
+    stats.add(0.25)  # beyond 100 ms: the last bucket
+    assert stats.total == 100
+    assert stats.percentile_ms(0.5) == pytest.approx(0.1)
+    assert stats.percentile_ms(0.99) == pytest.approx(3.2)
+    assert stats.percentile_ms(1.0) == pytest.approx(100.0)
+    assert stats.worst_ms == pytest.approx(250.0)

@@ -9,11 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from faxline.api.bodies import RequestTimeout
 from faxline.api.multipart import BodyError, BodyTooLarge
 from faxline.auth import errors as auth
 from faxline.directory.resolve import RecipientError
 from faxline.documents.errors import DocumentError
+from faxline.metrics import context
 
 log = logging.getLogger("faxline.api")
 
@@ -21,11 +24,14 @@ log = logging.getLogger("faxline.api")
 class ApiError(Exception):
     """An answer in the UAPI error shape: `{"error": {"code": ..., "message": ...}}`."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 # Errors of the layers below, by class: a subclass answers as its nearest listed base.
@@ -39,6 +45,7 @@ _MAPPED: dict[type[Exception], tuple[int, str]] = {
     DocumentError: (400, "fx_file_invalid"),
     BodyTooLarge: (413, "request_too_large"),
     BodyError: (400, "request_invalid"),
+    RequestTimeout: (408, "request_timeout"),
 }
 
 
@@ -53,11 +60,29 @@ def api_error(e: Exception) -> ApiError | None:
     return None
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="faxline"'} if status == 401 else None
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    extra = {"WWW-Authenticate": 'Bearer realm="faxline"'} if status == 401 else {}
     return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        {"error": {"code": code, "message": message}},
+        status_code=status,
+        headers={**extra, **(headers or {})},
     )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers at this path (HEAD only where GET is explicit)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def install(app: FastAPI) -> None:
@@ -74,7 +99,7 @@ def install(app: FastAPI) -> None:
         mapped = api_error(e)
         if mapped is None:
             return await _internal(request, e)
-        return error_response(mapped.status, mapped.code, mapped.message)
+        return error_response(mapped.status, mapped.code, mapped.message, mapped.headers)
 
     handled: list[type[Exception]] = [ApiError, *_MAPPED]
     for cls in handled:
@@ -87,13 +112,18 @@ def install(app: FastAPI) -> None:
         return error_response(400, "request_invalid", f"{where}: {first.get('msg', 'invalid')}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "request_invalid")
-        return error_response(e.status_code, code, str(e.detail))
+        headers = dict(e.headers or {})
+        if e.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only;
+            # several routes share a path here (GET and POST of a fax list).
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(e.status_code, code, str(e.detail), headers)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, e: Exception) -> JSONResponse:
-        request_id = uuid.uuid4().hex[:12]
+        request_id = context.current().get("request_id") or uuid.uuid4().hex[:12]
         log.exception(
             "internal error, request id %s, %s %s", request_id, request.method, request.url.path
         )

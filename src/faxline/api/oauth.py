@@ -47,11 +47,13 @@ async def token(
     if not client_id or not client_secret:
         return _oauth_error("invalid_request", "client_id and client_secret are required")
 
+    client = await state.secret_checks.client(
+        state.sessions, client_id, client_secret, _address(request)
+    )
+
     def work() -> str:
         with state.sessions() as session:
-            return issue_token(
-                session, client_id, client_secret, state.settings.token_ttl_s, state.clock()
-            )
+            return issue_token(session, client, state.settings.token_ttl_s, state.clock())
 
     access_token = await run_in_threadpool(work)
     return JSONResponse(
@@ -86,12 +88,20 @@ async def revoke(
     if not token:
         return _oauth_error("invalid_request", "token is required")
 
+    client = await state.secret_checks.client(
+        state.sessions, client_id, client_secret, _address(request)
+    )
+
     def work() -> bool:
         with state.sessions() as session:
-            return revoke_token(session, client_id, client_secret, token)
+            return revoke_token(session, client, token)
 
     await run_in_threadpool(work)
     return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from faxline.auth.context import Principal, Role
@@ -16,20 +17,45 @@ from faxline.store.models import App, Token, User
 _TOKEN = re.compile(r"[A-Za-z0-9_.\-]{20,512}")
 
 
-def issue_token(
-    session: Session, client_id: str, client_secret: str, ttl_s: int, now: dt.datetime
-) -> str:
-    """A new access token for the app, or InvalidClient. Commits."""
-    app = session.scalar(select(App).where(App.client_id == client_id))
-    if not verify_secret(app.secret_hash if app else None, client_secret) or app is None:
+@dataclass(frozen=True)
+class Client:
+    """An app as its secret is checked: its id in the database and its secret's hash."""
+
+    app_id: int
+    secret_hash: str
+
+
+def find_client(session: Session, client_id: str) -> Client | None:
+    row = session.execute(select(App.id, App.secret_hash).where(App.client_id == client_id)).first()
+    return None if row is None else Client(app_id=row[0], secret_hash=row[1])
+
+
+def check_secret(client: Client | None, client_secret: str) -> Client:
+    """The client if the secret is its own, else InvalidClient (slow: an argon2 hash, also
+    for an unknown client, so that timing does not tell which)."""
+    if not verify_secret(client.secret_hash if client else None, client_secret) or client is None:
         raise InvalidClient("unknown client or wrong secret")
-    if needs_rehash(app.secret_hash):
-        app.secret_hash = hash_secret(client_secret)
+    return client
+
+
+def rehash_if_needed(session: Session, client: Client, client_secret: str) -> None:
+    """Re-hash a secret whose hash has older parameters (slow). Commits."""
+    if needs_rehash(client.secret_hash):
+        session.execute(
+            update(App)
+            .where(App.id == client.app_id, App.secret_hash == client.secret_hash)
+            .values(secret_hash=hash_secret(client_secret))
+        )
+        session.commit()
+
+
+def issue_token(session: Session, client: Client, ttl_s: int, now: dt.datetime) -> str:
+    """A new access token for a client whose secret was checked. Commits."""
     token = new_token()
     session.add(
         Token(
             token_hash=token_digest(token),
-            app_id=app.id,
+            app_id=client.app_id,
             expires_at=now + dt.timedelta(seconds=ttl_s),
         )
     )
@@ -39,20 +65,17 @@ def issue_token(
     return token
 
 
-def revoke_token(session: Session, client_id: str, client_secret: str, token: str) -> bool:
-    """RFC 7009: forget the app's own access token; InvalidClient for bad credentials.
+def revoke_token(session: Session, client: Client, token: str) -> bool:
+    """RFC 7009: forget the client's own access token (its secret was checked).
 
     Whether a token was forgotten is for the caller's logs only: the client is answered
     alike either way, and a token of another client is left alone (and not revealed).
     The row goes, so the next request with the token fails wherever it arrives. Commits.
     """
-    app = session.scalar(select(App).where(App.client_id == client_id))
-    if not verify_secret(app.secret_hash if app else None, client_secret) or app is None:
-        raise InvalidClient("unknown client or wrong secret")
     if not _TOKEN.fullmatch(token):
         return False
     result = session.execute(
-        delete(Token).where(Token.token_hash == token_digest(token), Token.app_id == app.id)
+        delete(Token).where(Token.token_hash == token_digest(token), Token.app_id == client.app_id)
     )
     session.commit()
     return bool(getattr(result, "rowcount", 0))

@@ -32,6 +32,9 @@ class CallOutcome:
     received: str | None = None  # path of what the far end received, if it got a whole fax
     sip_status: int | None = None
     sip_reason: str | None = None
+    resolution: str | None = None  # what was sent when finer pages were refused and resent
+    # Seconds from the answer to the end of the call; None if it was never answered.
+    talk_s: float | None = None
 
 
 def outcome_of_fax(
@@ -82,6 +85,7 @@ class LineCall:
     far_ident: str
     far_ecm: bool = True
     far_fine: bool = True
+    far_superfine: bool = True
     busy: bool = False
     no_answer: bool = False
     hangup_after_page: int | None = None

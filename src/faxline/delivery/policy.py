@@ -30,6 +30,8 @@ PERMANENT = frozenset({Cause.NO_ROUTE, Cause.INVALID_NUMBER, Cause.REJECTED, Cau
 
 # SpanDSP T.30 completion codes (spandsp/t30.h) that no retry can fix.
 _T30_REJECTED = frozenset({8, 9, 11, 12})  # incompatible, cannot receive, resolution, size
+T30_RESOLUTION_REFUSED = 11
+"""T30_ERR_NORESSUPPORT: the far end takes none of the document's resolutions."""
 _T30_DOCUMENT = frozenset(range(41, 48))  # TIFF/F errors on our side
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased
@@ -26,6 +27,7 @@ from faxline.directory.provision_file import (
     ProvisionError,
     ProvisionFile,
     RemoveSpec,
+    UserSpec,
     load,
     parse,
 )
@@ -38,7 +40,8 @@ from faxline.directory.tenancy import (
     UserEntry,
     violations,
 )
-from faxline.store.files import FileStore
+from faxline.documents.cover import TemplateError, check_template
+from faxline.store.blobs import BlobWrites
 from faxline.store.models import (
     App,
     Delivery,
@@ -48,6 +51,7 @@ from faxline.store.models import (
     Route,
     Token,
     User,
+    WebhookEndpoint,
 )
 from faxline.store.status import UNFINISHED
 
@@ -65,7 +69,7 @@ class ProvisionReport:
     removed: dict[str, list[str]] = field(default_factory=dict)
     removed_faxes: int = 0
     revoked_tokens: int = 0
-    # Fax documents of removed faxes: deleted from disk once the transaction committed.
+    # Fax documents of removed faxes: deleted with the transaction (discard_documents).
     documents: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -81,16 +85,17 @@ class ProvisionReport:
             out.append(f"revoked {self.revoked_tokens} access tokens")
         return out
 
-    def discard_documents(self, files: FileStore) -> None:
+    def discard_documents(self, writes: BlobWrites) -> None:
         for name in self.documents:
-            files.discard(files.path(name))
+            writes.delete(name)
 
 
 def apply(session: Session, spec: ProvisionFile) -> ProvisionReport:
     """Check what `spec` would leave, then create, update and remove; the caller commits."""
     _check_lists(spec)
     expected = planned(stored(session), spec)
-    problems = violations(expected) + _fax_problems(session, spec.remove)
+    templates, template_problems = _cover_templates(spec)
+    problems = violations(expected) + _fax_problems(session, spec.remove) + template_problems
     if problems:
         more = len(problems) - _MAX_PROBLEMS
         shown = "; ".join(problems[:_MAX_PROBLEMS])
@@ -106,7 +111,7 @@ def apply(session: Session, spec: ProvisionFile) -> ProvisionReport:
             "trunks": len(spec.trunks),
         }
     )
-    _write(session, spec, report)
+    _write(session, spec, report, templates)
     _remove(session, spec.remove, report)
     session.flush()
     if _shape(stored(session)) != _shape(expected):  # a fault of ours, never of the file
@@ -248,7 +253,35 @@ def _fax_problems(session: Session, remove: RemoveSpec) -> list[str]:
     return problems
 
 
-def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> None:
+def _cover_templates(spec: ProvisionFile) -> tuple[dict[str, str | None], list[str]]:
+    """Each organization's cover template, read and checked; and what is wrong with them."""
+    templates: dict[str, str | None] = {}
+    problems: list[str] = []
+    for i, o in enumerate(spec.organizations):
+        if o.cover_template is None:
+            templates[o.code] = None
+            continue
+        where = f"organizations[{i}] ({o.code!r}).coverTemplate"
+        try:
+            template = Path(o.cover_template).read_text(encoding="utf-8")
+            check_template(template)
+        except OSError as e:
+            problems.append(f"{where}: cannot read {o.cover_template}: {e.strerror}")
+        except UnicodeDecodeError:
+            problems.append(f"{where}: {o.cover_template} is not UTF-8 text")
+        except TemplateError as e:
+            problems.append(f"{where}: {e}")
+        else:
+            templates[o.code] = template
+    return templates, problems
+
+
+def _write(
+    session: Session,
+    spec: ProvisionFile,
+    report: ProvisionReport,
+    templates: dict[str, str | None],
+) -> None:
     orgs = {o.code: o for o in session.scalars(select(Organization))}
     users = {u.uid: u for u in session.scalars(select(User))}
 
@@ -258,6 +291,7 @@ def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> No
             org = orgs[o.code] = Organization(code=o.code, name=o.name)
             session.add(org)
         org.name = o.name
+        org.cover_template = templates.get(o.code)
     session.flush()
 
     for u in spec.users:
@@ -267,6 +301,9 @@ def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> No
             session.add(user)
         user.role = u.role.value
         user.organization_id = orgs[u.organization].id if u.organization else None
+        user.email = u.email
+        user.fax_extension = u.fax_extension
+        _set_password(user, u)
     session.flush()
 
     extensions = {x.number: x for x in session.scalars(select(Extension))}
@@ -281,6 +318,7 @@ def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> No
         ext.caller_id = x.caller_id
         ext.header = x.header
         ext.dids = list(x.dids)
+        ext.emails = list(x.email) or None
     session.flush()
 
     apps = {a.client_id: a for a in session.scalars(select(App))}
@@ -297,6 +335,9 @@ def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> No
             # A token was issued for this secret, acting for this owner: neither holds now.
             report.revoked_tokens += _revoke(session, [app.id])
         app.owner_id = owner_id
+    session.flush()
+    for a in spec.apps:
+        _set_webhooks(session, apps.get(a.client_id) or _app(session, a.client_id), a)
     session.flush()
 
     routes = {r.name: r for r in session.scalars(select(Route))}
@@ -317,6 +358,39 @@ def _write(session: Session, spec: ProvisionFile, report: ProvisionReport) -> No
         route.max_calls = t.max_calls
         route.config = t.config()
     session.flush()
+
+
+def _set_password(user: User, spec: UserSpec) -> None:
+    """The file's password; a user without one in the file cannot sign in."""
+    if spec.password_hash is not None:
+        user.password_hash = spec.password_hash
+    elif spec.password is None:
+        user.password_hash = None
+    elif not (user.password_hash and verify_secret(user.password_hash, spec.password)):
+        # Hashed only when it changed: argon2 is slow on purpose.
+        user.password_hash = hash_secret(spec.password)
+
+
+def _app(session: Session, client_id: str) -> App:
+    return session.scalars(select(App).where(App.client_id == client_id)).one()
+
+
+def _set_webhooks(session: Session, app: App, spec: AppSpec) -> None:
+    """Make the app's endpoints those of the file, keyed by url: an endpoint that stays
+    keeps its pending messages (with a new secret or events if the file says so)."""
+    current = {
+        e.url: e
+        for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.app_id == app.id))
+    }
+    for w in spec.webhooks:
+        endpoint = current.pop(w.url, None)
+        if endpoint is None:
+            endpoint = WebhookEndpoint(app_id=app.id, url=w.url)
+            session.add(endpoint)
+        endpoint.secret = w.secret
+        endpoint.events = list(w.events) if w.events is not None else None
+    for gone in current.values():
+        session.delete(gone)
 
 
 def _set_secret(app: App, spec: AppSpec) -> bool:

@@ -23,6 +23,11 @@ from faxline.auth.context import Role
 from faxline.directory.numbers import NumberError, is_phone_number, split_full
 from faxline.directory.simulator import SimulatedNumber, SimulatorConfig
 from faxline.directory.trunks import TrunkConfig
+from faxline.notify.signing import secret_key
+from faxline.store.outbox import EVENT_TYPES
+
+# An address as mail servers take it: no spaces, one @, a dotted domain.
+EMAIL = r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$"
 
 
 class ProvisionError(ValueError):
@@ -44,12 +49,32 @@ class _Entry(BaseModel):
 class OrganizationSpec(_Entry):
     code: str = Field(pattern=r"^\d{1,10}$")
     name: str = Field(min_length=1, max_length=200)
+    # A text file with {field} placeholders (documents.cover); relative to the file.
+    cover_template: str | None = Field(None, alias="coverTemplate", min_length=1)
 
 
 class UserSpec(_Entry):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     organization: str | None = None
     role: Role = Role.USER
+    # The web (and SMTP AUTH) password: in clear for demos, or as an argon2 hash.
+    password: str | None = Field(None, min_length=8, max_length=256)
+    password_hash: str | None = Field(
+        None, alias="passwordHash", pattern=r"^\$argon2(id|i|d)\$", max_length=255
+    )
+    email: str | None = Field(None, pattern=EMAIL, max_length=254)
+    fax_extension: str | None = Field(None, alias="faxExtension")
+
+    @field_validator("fax_extension")
+    @classmethod
+    def _fax_extension(cls, v: str | None) -> str | None:
+        return None if v is None else _full_number(v)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> UserSpec:
+        if self.password is not None and self.password_hash is not None:
+            raise ValueError("give at most one of password and passwordHash")
+        return self
 
 
 class ExtensionSpec(_Entry):
@@ -59,6 +84,7 @@ class ExtensionSpec(_Entry):
     caller_id: str | None = Field(None, alias="callerId", max_length=20)
     header: str | None = Field(None, max_length=50)
     dids: list[str] = Field(default_factory=list)
+    email: list[Annotated[str, Field(pattern=EMAIL, max_length=254)]] = Field(default_factory=list)
 
     @field_validator("number")
     @classmethod
@@ -74,6 +100,20 @@ class ExtensionSpec(_Entry):
         return v
 
 
+class WebhookSpec(_Entry):
+    """`apps[].webhooks[]`: where the app's events go, signed with `secret`."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    secret: str = Field(max_length=255)
+    events: list[Literal[EVENT_TYPES]] | None = None  # type: ignore[valid-type]
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        secret_key(v)
+        return v
+
+
 class AppSpec(_Entry):
     client_id: str = Field(alias="clientId", pattern=r"^[A-Za-z0-9_.@-]{1,128}$")
     client_secret: str | None = Field(None, alias="clientSecret", min_length=8, max_length=256)
@@ -82,6 +122,15 @@ class AppSpec(_Entry):
         None, alias="clientSecretHash", pattern=r"^\$argon2(id|i|d)\$", max_length=255
     )
     owner: str
+    webhooks: list[WebhookSpec] = Field(default_factory=list)
+
+    @field_validator("webhooks")
+    @classmethod
+    def _distinct_urls(cls, v: list[WebhookSpec]) -> list[WebhookSpec]:
+        urls = [w.url for w in v]
+        if len(set(urls)) != len(urls):
+            raise ValueError("each webhook url appears once per app")
+        return v
 
     @model_validator(mode="after")
     def _one_secret(self) -> AppSpec:
@@ -159,7 +208,15 @@ def load(path: Path) -> ProvisionFile:
         raise ProvisionError(f"{path}: cannot read: {e}") from None
     except json.JSONDecodeError as e:
         raise ProvisionError(f"{path}: not JSON: {e}") from None
-    return parse(raw)
+    spec = parse(raw)
+    # Template paths are relative to the file that names them, wherever faxline runs.
+    organizations = [
+        o.model_copy(update={"cover_template": str(path.parent / o.cover_template)})
+        if o.cover_template is not None
+        else o
+        for o in spec.organizations
+    ]
+    return spec.model_copy(update={"organizations": organizations})
 
 
 def parse(raw: Any) -> ProvisionFile:

@@ -1,14 +1,33 @@
 """The simulated far end: numbers that answer, are busy, never answer, hang up, refuse fine
-resolution or sit behind a lossy line. Provisioned as a route of type `simulator`."""
+(or only superfine) resolution or sit behind a lossy line. Provisioned as a route of type
+`simulator`."""
 
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from faxline.directory.numbers import is_phone_number
+
+
+def far_end_file(folder: Path, delivery_id: int, attempt: int) -> Path:
+    """Where a simulated far end keeps the whole fax that attempt `attempt` of a delivery
+    brought (the call writes a `.part` file and renames it here only when all arrived)."""
+    return folder / f"delivery-{delivery_id}-{attempt}.tif"
+
+
+def received_before(folder: Path, delivery_id: int) -> Path | None:
+    """A whole fax of `delivery_id` that the far end in `folder` already holds, if any.
+
+    This is what makes the simulator exactly-once where a real network cannot be: both
+    ends are ours, so a node that takes over a delivery whose earlier holder died after
+    the call but before recording it can ask the far end instead of calling again.
+    """
+    found = sorted(folder.glob(f"delivery-{delivery_id}-*.tif"))
+    return found[0] if found else None
 
 
 class Behaviour(enum.StrEnum):
@@ -17,6 +36,7 @@ class Behaviour(enum.StrEnum):
     NO_ANSWER = "no_answer"
     HANGUP_AFTER_PAGE = "hangup_after_page"
     REFUSE_FINE = "refuse_fine"
+    REFUSE_SUPERFINE = "refuse_superfine"
     LOSSY = "lossy"
 
 

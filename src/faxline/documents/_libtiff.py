@@ -368,3 +368,16 @@ def _decode_pages(tif: int) -> list[npt.NDArray[np.bool_]]:
         if not lib().TIFFReadDirectory(tif):
             _messages.errors = []
             return pages
+
+
+def decode_page(path: str | os.PathLike[str], index: int) -> npt.NDArray[np.bool_]:
+    """Decode the one page ``index`` (counted from 0) of the bilevel TIFF file at ``path``;
+    True = black. Only that page is read, so memory is one page's pixels."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _open_fd(fd, b"r") as tif:
+            lib().TIFFSetDirectory(tif, index)
+            _messages.errors = []
+            return _bilevel_frame(tif, strict=False)
+    finally:
+        os.close(fd)

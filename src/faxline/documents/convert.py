@@ -7,7 +7,7 @@ runs on helper threads (ctypes releases the GIL), so rendering and coding overla
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,9 +18,14 @@ from faxline.documents import pdf, text
 from faxline.documents.errors import DocumentError
 from faxline.documents.faxtiff import EncodedPage, assemble_fax_tiff, encode_packed
 from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Resolution
-from faxline.documents.sniff import Kind, sniff, text_encoding
+from faxline.documents.office import OfficePool, office_kind
+from faxline.documents.sniff import IMAGE_KINDS, Kind, sniff, text_encoding
+from faxline.documents.zipcheck import ZIP_KINDS, check_zip
 
 DEFAULT_LIMITS = ConversionLimits()
+ACCEPTED = (
+    "PDF, TIFF, JPEG, PNG, GIF, BMP, WebP, text, HTML, RTF, Word, Excel, PowerPoint or OpenDocument"
+)
 _PIPELINE_DEPTH = 4  # pages rendered ahead of the coders: bounds memory
 
 
@@ -47,7 +52,9 @@ def identify(file: InputFile, index: int) -> tuple[str, Kind]:
     name = display_name(file, index)
     kind = sniff(file.data, file.filename)
     if kind is None:
-        raise DocumentError(name, "the file is not a PDF, TIFF, JPEG or text document")
+        raise DocumentError(name, f"the file is not a document faxline takes ({ACCEPTED})")
+    if kind in ZIP_KINDS:
+        check_zip(file.data, name)
     return name, kind
 
 
@@ -67,7 +74,7 @@ def count_pages(job: Job) -> int:
         from faxline.documents import images  # Pillow: imported when an image comes
 
         count = len(images.tiff_frames(job.data, job.name, job.limits))
-    elif job.kind == "jpeg":
+    elif job.kind == "jpeg" or job.kind in IMAGE_KINDS:
         count = 1
     else:
         count = len(_layout(job))
@@ -112,6 +119,15 @@ def _packed_pages(job: Job) -> Iterator[npt.NDArray[np.uint8]]:
             raise
         except Exception as exc:  # Pillow raises assorted types on hostile TIFFs
             raise DocumentError(job.name, "the TIFF is corrupt or not supported") from exc
+    elif job.kind in IMAGE_KINDS:
+        from faxline.documents import images
+
+        try:
+            yield images.image_page(job.data, job.name, job.kind, job.resolution, job.limits)
+        except (DocumentError, MemoryError):
+            raise
+        except Exception as exc:  # Pillow raises assorted types on hostile images
+            raise DocumentError(job.name, "the image is corrupt or not supported") from exc
     else:
         from faxline.documents import images
 
@@ -165,6 +181,18 @@ def plan_total(counts: Sequence[tuple[str, int]], limits: ConversionLimits) -> i
     return total
 
 
+CoverText = Callable[[int], str]
+"""Given the fax's page count (the cover included), the cover page's text."""
+
+
+def cover_pages(cover: CoverText, document_pages: int, resolution: Resolution) -> EncodedPage:
+    """The cover page, drawn by the text renderer; lines past one page are dropped."""
+    laid_out = text.layout_text(cover(document_pages + 1), 1)
+    first = laid_out[0] if laid_out else []
+    (packed,) = text.render_pages([first], resolution)
+    return encode_packed(packed)
+
+
 def finish(pages: Sequence[EncodedPage], resolution: Resolution) -> FaxDocument:
     """Wrap coded pages into the final document (no TIFF when there are no pages)."""
     if not pages:
@@ -177,18 +205,34 @@ def convert_documents(
     *,
     resolution: Resolution = Resolution.FINE,
     limits: ConversionLimits = DEFAULT_LIMITS,
+    office: OfficePool | None = None,
+    cover: CoverText | None = None,
 ) -> FaxDocument:
     """Convert uploaded files, in order, into one multi-page fax TIFF, in this process.
 
     Raises DocumentError naming the first file that cannot be converted. No limit on memory
-    or time applies here; the server uses ``ConverterPool`` for that.
+    or time applies here, except to LibreOffice (``office``, or a pool of one instance
+    started for these files when one of them needs it); the server uses ``ConverterPool``.
     """
-    jobs = []
-    for index, file in enumerate(files):
-        name, kind = identify(file, index)
-        jobs.append(Job(name, kind, file.data, resolution, limits))
+    identified = [identify(file, index) for index, file in enumerate(files)]
+    needs_office = any(office_kind(kind) for _, kind in identified)
+    own = OfficePool(1) if office is None and needs_office else None
+    try:
+        jobs = []
+        for (name, kind), file in zip(identified, files, strict=True):
+            data: bytes = file.data
+            if office_kind(kind):
+                pool = office or own
+                assert pool is not None
+                data, kind = pool.submit(data, kind, name).result(), "pdf"
+            jobs.append(Job(name, kind, data, resolution, limits))
+    finally:
+        if own is not None:
+            own.close()
     plan_total([(job.name, count_pages(job)) for job in jobs], limits)
     pages: list[EncodedPage] = []
     for job in jobs:
         pages.extend(convert_job(job))
+    if cover is not None and pages:
+        pages.insert(0, cover_pages(cover, len(pages), resolution))
     return finish(pages, resolution)

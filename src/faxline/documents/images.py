@@ -1,8 +1,13 @@
-"""JPEG images and TIFF frames to bilevel fax pages with Pillow.
+"""JPEG, PNG, GIF, BMP and WebP images and TIFF frames to bilevel fax pages with Pillow.
+
+A GIF becomes one page: its first frame (an animation is not a document, and its later
+frames are usually small updates of the first).
 
 Every frame's size is checked against the pixel limit before any pixel is decoded: TIFF
 frames from the directory structure (Pillow checks a later frame only when loading it),
-JPEG from its header. Then the file must decode fully: Pillow pads a JPEG whose scan data
+single images from their header. Then the file must decode fully: PNG's chunk CRCs are
+verified, a PNG, GIF, BMP or WebP whose data ends early fails Pillow's load (truncated
+images are never accepted), and Pillow pads a JPEG whose scan data
 is missing or cut short, and a CCITT strip that ends early, without a word, so every JPEG
 is first decoded by TurboJPEG and every TIFF frame by the system libtiff, both of which
 report such damage; the first fault makes the file invalid.
@@ -156,6 +161,45 @@ _SWAPPING = frozenset(
     {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
      Image.Transpose.ROTATE_90}
 )  # fmt: skip
+
+
+_PILLOW_FORMATS = {"png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP"}
+
+
+def image_page(
+    data: bytes, name: str, kind: str, resolution: Resolution, limits: ConversionLimits
+) -> npt.NDArray[np.uint8]:
+    """A PNG, GIF (first frame), BMP or WebP image as one packed fax page."""
+    expected = _PILLOW_FORMATS[kind]
+    image = _open(data, name)
+    with image:
+        if image.format != expected:
+            raise DocumentError(name, f"the file is not a {expected} image")
+        _check_pixels(image.width, image.height, name, limits, "the image")
+        if kind == "png":
+            _verify_png(data, name)
+        _load(image, name, "the image")
+        dpi = _dpi(image.info.get("dpi"))
+        turn = _ORIENTATIONS.get(_orientation(image))
+        upright = image.transpose(turn) if turn is not None else image
+        if turn in _SWAPPING and dpi is not None:
+            dpi = (dpi[1], dpi[0])
+        spot = _placement(upright.width, upright.height, dpi, resolution)
+        if upright.mode == "1":
+            return _bilevel(~np.asarray(upright, dtype=np.bool_), spot)
+        return _photo(_gray(upright), spot)
+
+
+def _verify_png(data: bytes, name: str) -> None:
+    # verify() walks every chunk and checks its CRC without decoding pixels; it needs an
+    # image of its own (a verified image cannot be loaded).
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                probe.verify()
+    except _DECODE_ERRORS:
+        raise DocumentError(name, "the image is corrupt or truncated") from None
 
 
 def _orientation(image: Image.Image) -> int:

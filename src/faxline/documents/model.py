@@ -11,14 +11,28 @@ X_DPI = 204
 
 
 class Resolution(enum.Enum):
-    """Vertical fax resolution: fine is 196 lines per inch, standard 98."""
+    """Vertical fax resolution: superfine is 391 lines per inch, fine 196, standard 98."""
 
+    SUPERFINE = "superfine"
     FINE = "fine"
     STANDARD = "standard"
 
     @property
     def y_dpi(self) -> int:
-        return 196 if self is Resolution.FINE else 98
+        return _Y_DPI[self]
+
+    @property
+    def coarser(self) -> Resolution | None:
+        """The next resolution down (half the rows), None below standard."""
+        return _COARSER[self]
+
+
+_Y_DPI = {Resolution.SUPERFINE: 391, Resolution.FINE: 196, Resolution.STANDARD: 98}
+_COARSER = {
+    Resolution.SUPERFINE: Resolution.FINE,
+    Resolution.FINE: Resolution.STANDARD,
+    Resolution.STANDARD: None,
+}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,11 +24,22 @@ from types import TracebackType
 from typing import Any
 
 from faxline.documents import images
-from faxline.documents.convert import Job, finish, identify, plan_total
+from faxline.documents.convert import (
+    CoverText,
+    Job,
+    cover_pages,
+    finish,
+    identify,
+    plan_total,
+)
 from faxline.documents.errors import DocumentError
 from faxline.documents.faxtiff import EncodedPage
 from faxline.documents.model import ConversionLimits, FaxDocument, InputFile, Resolution
+from faxline.documents.office import OfficePool, OfficeSettings, office_kind
+from faxline.documents.pageimage import PageImageJob
+from faxline.documents.sniff import IMAGE_KINDS
 from faxline.documents.worker import Request
+from faxline.metrics import registry, relay
 
 MIN_PAGES_PER_JOB = 4
 """Documents shorter than two of these are converted by one worker."""
@@ -62,27 +74,38 @@ class _Worker:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self._lifeline: int | None = None  # write end; the worker exits when it closes
 
     def _ensure(self) -> Connection:
         with self._lock:
             if self._process is None or self._conn is None or self._process.poll() is not None:
                 self._stop_locked()
                 ours, theirs = socket.socketpair()
-                with ours, theirs:
-                    process = subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-c",
-                            _WORKER_MAIN,
-                            str(theirs.fileno()),
-                            str(self._memory_bytes),
-                        ],
-                        pass_fds=[theirs.fileno()],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        env=_worker_env(),
-                    )
-                    self._process, self._conn = process, Connection(ours.detach())
+                # A worker busy converting does not see its socket close when the server is
+                # SIGKILLed; it watches this pipe, whose only writer is us (see faxline.procs).
+                lifeline, lifeline_end = os.pipe()
+                try:
+                    with ours, theirs:
+                        process = subprocess.Popen(
+                            [
+                                sys.executable,
+                                "-c",
+                                _WORKER_MAIN,
+                                str(theirs.fileno()),
+                                str(self._memory_bytes),
+                                str(lifeline),
+                            ],
+                            pass_fds=[theirs.fileno(), lifeline],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            env=_worker_env(),
+                        )
+                        self._process, self._conn = process, Connection(ours.detach())
+                        self._lifeline, lifeline_end = lifeline_end, -1
+                finally:
+                    os.close(lifeline)
+                    if lifeline_end >= 0:
+                        os.close(lifeline_end)
             return self._conn
 
     def call(self, request: Request, timeout: float) -> Any:
@@ -93,10 +116,11 @@ class _Worker:
             if not conn.poll(timeout):
                 self.kill()
                 raise _WorkerTimedOut
-            kind, value = conn.recv()
+            kind, value, counts = conn.recv()
         except (EOFError, OSError) as exc:
             self.kill()
             raise _WorkerDied from exc
+        relay.add(counts)
         if kind == "error":
             raise value
         return value
@@ -112,10 +136,12 @@ class _Worker:
                 self._process.kill()
 
     def _stop_locked(self) -> None:
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
+        process, conn, lifeline = self._process, self._conn, self._lifeline
+        self._process = self._conn = self._lifeline = None
         if conn is not None:
             conn.close()
+        if lifeline is not None:
+            os.close(lifeline)
         if process is not None:
             if process.poll() is None:
                 process.kill()
@@ -175,10 +201,17 @@ class ConverterPool:
     ``with`` block) stops the workers.
     """
 
-    def __init__(self, workers: int = 2, limits: ConversionLimits = _DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        limits: ConversionLimits = _DEFAULT_LIMITS,
+        office: OfficePool | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError("a converter pool needs at least one worker")
         self.limits = limits
+        # LibreOffice starts only when the first Office document or web page comes.
+        self.office = office or OfficePool(1, OfficeSettings(timeout_s=limits.timeout_s))
         self._size = workers
         self._workers = [_Worker(limits.memory_bytes) for _ in range(workers)]
         self._threads = ThreadPoolExecutor(workers, thread_name_prefix="faxline-converter")
@@ -204,6 +237,7 @@ class ConverterPool:
         self._threads.shutdown(wait=True)
         for worker in self._workers:
             worker.kill()
+        self.office.close()
 
     async def _run(self, request: Request) -> Any:
         if self._closed:
@@ -232,18 +266,50 @@ class ConverterPool:
                 call.add_done_callback(lambda _: idle.put(worker))
 
     async def convert(
-        self, files: Sequence[InputFile], *, resolution: Resolution = Resolution.FINE
+        self,
+        files: Sequence[InputFile],
+        *,
+        resolution: Resolution = Resolution.FINE,
+        cover: CoverText | None = None,
     ) -> FaxDocument:
         """Convert uploaded files, in order, into one multi-page fax TIFF.
 
         Raises DocumentError naming the first file (in upload order) that cannot be
         converted, including one whose conversion ran out of time or memory.
         """
+        started = time.perf_counter()
+        result = "error"
+        try:
+            document = await self._convert(files, resolution, cover)
+            result = "ok"
+            return document
+        finally:
+            registry.CONVERSIONS.labels(result).inc()
+            registry.CONVERSION_SECONDS.observe(time.perf_counter() - started)
+
+    async def _convert(
+        self, files: Sequence[InputFile], resolution: Resolution, cover: CoverText | None
+    ) -> FaxDocument:
         limits = self.limits
         jobs: list[Job] = []
         for index, file in enumerate(files):
             name, kind = await asyncio.to_thread(identify, file, index)
             jobs.append(Job(name, kind, file.data, resolution, limits))
+        # Office files and web pages become PDFs first, then take the PDF path.
+        pdfs = await _gather_in_order(
+            [
+                asyncio.wrap_future(self.office.submit(job.data, job.kind, job.name))
+                for job in jobs
+                if office_kind(job.kind)
+            ]
+        )
+        converted = iter(pdfs)
+        jobs = [
+            Job(job.name, "pdf", next(converted), resolution, limits)
+            if office_kind(job.kind)
+            else job
+            for job in jobs
+        ]
         counts = await _gather_in_order([self._count(job) for job in jobs])
         plan_total([(job.name, n or 0) for job, n in zip(jobs, counts, strict=True)], limits)
         chunks: list[Job] = []
@@ -252,7 +318,15 @@ class ConverterPool:
         parts = await _gather_in_order([self._run(("convert", chunk)) for chunk in chunks])
         pages: list[EncodedPage] = [page for part in parts for page in part]
         plan_total(_pages_per_file(chunks, parts), limits)
+        if cover is not None and pages:
+            pages.insert(0, await asyncio.to_thread(cover_pages, cover, len(pages), resolution))
         return await asyncio.to_thread(finish, pages, resolution)
+
+    async def page_image(self, path: str, index: int, width: int) -> bytes:
+        """Page `index` (from 0) of the fax TIFF at `path` as a PNG `width` pixels wide."""
+        job = PageImageJob(f"page {index + 1}", path, index, width)
+        png: bytes = await self._run(("page_image", job))
+        return png
 
     async def _count(self, job: Job) -> int | None:
         """Page count where splitting may pay off (None: convert the file as one job)."""
@@ -262,7 +336,7 @@ class ConverterPool:
         if job.kind == "tiff":
             frames = await asyncio.to_thread(images.tiff_frames, job.data, job.name, job.limits)
             return len(frames)
-        return 1 if job.kind == "jpeg" else None
+        return 1 if job.kind == "jpeg" or job.kind in IMAGE_KINDS else None
 
     def _split(self, job: Job, count: int | None) -> list[Job]:
         if count is None or count < 2 * MIN_PAGES_PER_JOB:

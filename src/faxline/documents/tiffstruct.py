@@ -6,8 +6,10 @@ known before any decoder runs (Pillow checks a later frame's size only when load
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 MAX_DIRECTORIES = 10_000
 
@@ -16,6 +18,53 @@ _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 
 _TYPE_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 13: "I",
                  16: "Q", 17: "q", 18: "Q"}  # fmt: skip
 _RATIONAL = {5: "I", 10: "i"}
+
+
+class RandomAccess(Protocol):
+    """Bytes read by offset: an open file, or a stored document (store.blobs.BlobReader)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def pread(self, size: int, offset: int) -> bytes: ...
+
+
+class FdAccess:
+    """An open file descriptor as :class:`RandomAccess`."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+
+class FileSource:
+    """A TIFF file read a value at a time with ``pread``: reading the directories of a
+    large file costs neither its size in memory nor, as a mapping would (the kernel maps
+    in the pages around each one touched), in RSS. `source` is a file descriptor or any
+    :class:`RandomAccess` (a document in the database)."""
+
+    def __init__(self, source: int | RandomAccess) -> None:
+        self._source = FdAccess(source) if isinstance(source, int) else source
+        self._size = self._source.size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def unpack_from(self, fmt: str, offset: int) -> tuple[Any, ...]:
+        size = struct.calcsize(fmt)
+        data = self._source.pread(size, offset)
+        if len(data) != size:
+            raise struct.error(f"unpack_from needs {size} bytes at {offset}")
+        return struct.unpack(fmt, data)
+
+
+def _unpack(data: bytes | FileSource, fmt: str, offset: int) -> tuple[Any, ...]:
+    if isinstance(data, FileSource):
+        return data.unpack_from(fmt, offset)
+    return struct.unpack_from(fmt, data, offset)
 
 
 class TiffStructureError(ValueError):
@@ -83,7 +132,9 @@ class TiffFrame:
         return x * scale, y * scale
 
 
-def read_frames(data: bytes, max_directories: int = MAX_DIRECTORIES) -> list[TiffFrame]:
+def read_frames(
+    data: bytes | FileSource, max_directories: int = MAX_DIRECTORIES
+) -> list[TiffFrame]:
     """Return the directories of the TIFF in ``data``, following the chain of next offsets.
 
     Raises TiffStructureError on anything malformed: bad header, offsets outside the file,
@@ -91,22 +142,22 @@ def read_frames(data: bytes, max_directories: int = MAX_DIRECTORIES) -> list[Tif
     """
     if len(data) < 8:
         raise TiffStructureError("the TIFF is truncated")
-    order = data[:2]
+    order = _unpack(data, "2s", 0)[0]
     if order == b"II":
         end = "<"
     elif order == b"MM":
         end = ">"
     else:
         raise TiffStructureError("not a TIFF file")
-    (magic,) = struct.unpack_from(end + "H", data, 2)
+    (magic,) = _unpack(data, end + "H", 2)
     if magic == 42:
         big = False
-        (offset,) = struct.unpack_from(end + "I", data, 4)
+        (offset,) = _unpack(data, end + "I", 4)
     elif magic == 43:
         if len(data) < 16:
             raise TiffStructureError("the TIFF is truncated")
         big = True
-        (offset,) = struct.unpack_from(end + "Q", data, 8)
+        (offset,) = _unpack(data, end + "Q", 8)
     else:
         raise TiffStructureError("not a TIFF file")
     frames: list[TiffFrame] = []
@@ -124,12 +175,14 @@ def read_frames(data: bytes, max_directories: int = MAX_DIRECTORIES) -> list[Tif
     return frames
 
 
-def _read_directory(data: bytes, offset: int, end: str, big: bool) -> tuple[TiffFrame, int]:
+def _read_directory(
+    data: bytes | FileSource, offset: int, end: str, big: bool
+) -> tuple[TiffFrame, int]:
     count_fmt, entry_size, off_fmt, inline = ("Q", 20, "Q", 8) if big else ("H", 12, "I", 4)
     count_size = struct.calcsize(count_fmt)
     if offset + count_size > len(data):
         raise TiffStructureError("the TIFF is truncated (directory outside the file)")
-    (count,) = struct.unpack_from(end + count_fmt, data, offset)
+    (count,) = _unpack(data, end + count_fmt, offset)
     table = offset + count_size
     next_at = table + count * entry_size
     if next_at + inline > len(data):
@@ -137,8 +190,8 @@ def _read_directory(data: bytes, offset: int, end: str, big: bool) -> tuple[Tiff
     tags: dict[int, tuple[float, ...]] = {}
     for i in range(count):
         at = table + i * entry_size
-        tag, typ = struct.unpack_from(end + "HH", data, at)
-        (n,) = struct.unpack_from(end + off_fmt, data, at + 4)
+        tag, typ = _unpack(data, end + "HH", at)
+        (n,) = _unpack(data, end + off_fmt, at + 4)
         size = _TYPE_SIZES.get(typ)
         if size is None or typ in (2, 7):  # unknown, ASCII and UNDEFINED are not needed
             continue
@@ -146,17 +199,17 @@ def _read_directory(data: bytes, offset: int, end: str, big: bool) -> tuple[Tiff
         if total <= inline:
             where = at + 4 + struct.calcsize(off_fmt)
         else:
-            (where,) = struct.unpack_from(end + off_fmt, data, at + 4 + struct.calcsize(off_fmt))
+            (where,) = _unpack(data, end + off_fmt, at + 4 + struct.calcsize(off_fmt))
             if where + total > len(data):
                 raise TiffStructureError("the TIFF is truncated (tag value outside the file)")
         if n > 1_000_000:
             raise TiffStructureError("the TIFF has an absurd tag")
         if typ in _RATIONAL:
-            raw = struct.unpack_from(f"{end}{2 * n}{_RATIONAL[typ]}", data, where)
+            raw = _unpack(data, f"{end}{2 * n}{_RATIONAL[typ]}", where)
             tags[tag] = tuple(
                 raw[j] / raw[j + 1] if raw[j + 1] else 0.0 for j in range(0, 2 * n, 2)
             )
         else:
-            tags[tag] = struct.unpack_from(f"{end}{n}{_TYPE_FORMATS[typ]}", data, where)
-    (next_offset,) = struct.unpack_from(end + off_fmt, data, next_at)
+            tags[tag] = _unpack(data, f"{end}{n}{_TYPE_FORMATS[typ]}", where)
+    (next_offset,) = _unpack(data, end + off_fmt, next_at)
     return TiffFrame(tags), int(next_offset)

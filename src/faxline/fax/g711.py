@@ -83,12 +83,13 @@ _THROUGH = {codec: _DECODE[codec][_ENCODE[codec]] for codec in Codec}
 def encode(samples: npt.NDArray[np.int16], codec: Codec) -> bytes:
     """Encode 16-bit linear samples to G.711 bytes, one byte per sample."""
     pattern = np.ascontiguousarray(samples, dtype=np.int16).view(np.uint16)
-    return _ENCODE[codec][pattern].tobytes()
+    # take() beats fancy indexing for a 160-sample block: this runs 50 times a second a call.
+    return _ENCODE[codec].take(pattern).tobytes()
 
 
 def decode(data: bytes, codec: Codec) -> npt.NDArray[np.int16]:
     """Decode G.711 bytes to 16-bit linear samples."""
-    return _DECODE[codec][np.frombuffer(data, dtype=np.uint8)]
+    return _DECODE[codec].take(np.frombuffer(data, dtype=np.uint8))
 
 
 def transcoder(codec: Codec) -> Callable[[npt.NDArray[np.int16]], npt.NDArray[np.int16]]:

@@ -41,8 +41,9 @@ class FaxJob:
     ``ident`` is the local ident sent as TSI (sender) or CSI (receiver); ``header`` is
     the page header line the sender stamps on top of each page. ``fine`` says whether
     the receiving side accepts fine (196 dpi) pages; ``False`` simulates a far end that
-    only takes standard resolution. Jobs are plain values, so they pickle across
-    processes; sessions are built from them inside the process that runs the call.
+    only takes standard resolution. ``superfine`` (391 dpi) likewise, when ``fine``.
+    Jobs are plain values, so they pickle across processes; sessions are built from them
+    inside the process that runs the call.
     """
 
     direction: Direction
@@ -51,6 +52,7 @@ class FaxJob:
     header: str = ""
     ecm: bool = True
     fine: bool = True
+    superfine: bool = True
 
     def __post_init__(self) -> None:
         _check_text("local ident", self.ident, MAX_IDENT_LEN)
@@ -69,7 +71,15 @@ class FaxJob:
 
     @classmethod
     def receive(
-        cls, path: str | os.PathLike[str], *, ident: str = "", ecm: bool = True, fine: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        ident: str = "",
+        ecm: bool = True,
+        fine: bool = True,
+        superfine: bool = True,
     ) -> FaxJob:
         """A job that receives into a new TIFF at ``path``."""
-        return cls(Direction.RECEIVE, os.fspath(path), ident=ident, ecm=ecm, fine=fine)
+        return cls(
+            Direction.RECEIVE, os.fspath(path), ident=ident, ecm=ecm, fine=fine, superfine=superfine
+        )

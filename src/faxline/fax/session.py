@@ -20,6 +20,7 @@ from faxline.fax.document import check_document
 from faxline.fax.errors import FaxSessionClosed
 from faxline.fax.events import Completed, FaxEvent, FaxResult, PageTransferred, PhaseB
 from faxline.fax.job import Direction, FaxJob
+from faxline.metrics import registry
 
 SAMPLE_RATE = 8000
 """SpanDSP works at 8000 samples per second; session time is counted in samples."""
@@ -129,6 +130,8 @@ class FaxSession(abc.ABC):
         resolutions = _spandsp.T30_SUPPORT_STANDARD_RESOLUTION
         if job.fine:
             resolutions |= _spandsp.T30_SUPPORT_FINE_RESOLUTION | _spandsp.T30_SUPPORT_R8_RESOLUTION
+            if job.superfine:
+                resolutions |= _spandsp.T30_SUPPORT_SUPERFINE_RESOLUTION
         lib.t30_set_supported_resolutions(t30, resolutions)
         lib.t30_set_phase_b_handler(t30, self._phase_b_cb, None)
         lib.t30_set_phase_d_handler(t30, self._phase_d_cb, None)
@@ -314,6 +317,10 @@ class FaxSession(abc.ABC):
             bad_rows=self._bad_rows,
             duration_s=self.elapsed_s,
         )
+        # Counted where the session runs (a call process relays it to the server).
+        side = "sent" if self.job.direction is Direction.SEND else "received"
+        registry.T30_COMPLETIONS.labels(str(code), side).inc()
+        registry.PAGES.labels(side).inc(self._result.pages)
         self._emit(Completed(self._result))
 
     def _on_message(self, level: int, text: bytes | None) -> None:

@@ -7,10 +7,15 @@ configured number of inbound calls the answer is 486.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
+
+from faxline.store.records import CallRecord
+from faxline.telephony import SipFaxResult
 
 
 @dataclass(frozen=True)
@@ -67,3 +72,30 @@ def admit(
     if active_calls >= capacity:
         return Reject(486, "Busy Here")
     return target
+
+
+def inbound_record(record: CallRecord, result: SipFaxResult, now: dt.datetime) -> CallRecord:
+    """An answered call's record completed from how it went: `received` when a whole fax
+    arrived, `failed` otherwise."""
+    fax = result.fax
+    received = fax is not None and fax.success and fax.pages > 0
+    answered = None
+    if result.sip_status == 200:
+        talk_s = fax.duration_s if fax is not None else 0.0
+        answered = max(record.started_at, now - dt.timedelta(seconds=talk_s))
+    return dataclasses.replace(
+        record,
+        answered_at=answered,
+        ended_at=now,
+        outcome="received" if received else "failed",
+        transport=result.transport,
+        pages=fax.pages if fax is not None else 0,
+        bit_rate=(fax.bit_rate or None) if fax is not None else None,
+        ecm=fax.ecm if fax is not None else None,
+        bad_rows=fax.bad_rows if fax is not None else None,
+        remote_ident=(fax.remote_ident or None) if fax is not None else None,
+        t30_code=fax.completion_code if fax is not None else None,
+        t30_text=fax.completion_text if fax is not None else None,
+        sip_status=result.sip_status,
+        sip_reason=f"{result.sip_reason or ''} ({result.ended})".strip(),
+    )

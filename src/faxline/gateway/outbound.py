@@ -71,10 +71,12 @@ def outcome_of(result: SipFaxResult) -> CallOutcome:
             sip_reason=f"{result.sip_reason or ''} ({result.ended})".strip(),
         )
     normal = result.ended in (Ending.COMPLETED, Ending.REMOTE_BYE)
-    return outcome_of_fax(
+    outcome = outcome_of_fax(
         fax,
         result.transport or "audio",
         note=None if normal else str(result.ended),
         sip_status=result.sip_status,
         sip_reason=result.sip_reason,
     )
+    # The T.30 session runs from the answer on, in real time on a SIP call.
+    return dataclasses.replace(outcome, talk_s=fax.duration_s)

@@ -48,29 +48,8 @@ class UdptlPacket:
     @classmethod
     def parse(cls, data: bytes) -> UdptlPacket:
         """Parse a datagram; raise :class:`UdptlParseError` (only) if it is malformed."""
-        reader = _Reader(data)
-        sequence = reader.take(2)
-        primary = reader.octets()
-        if not primary:
-            raise UdptlParseError("empty primary IFP")
-        choice = reader.take(1)[0]
-        if choice == 0x00:
-            secondary = [reader.octets() for _ in range(reader.length())]
-            if any(not ifp for ifp in secondary):
-                raise UdptlParseError("empty secondary IFP")
-            fec = None
-        elif choice == 0x80:
-            secondary = []
-            npackets_len = reader.length()
-            if not 1 <= npackets_len <= 4:
-                raise UdptlParseError(f"bad fec-npackets length {npackets_len}")
-            npackets = int.from_bytes(reader.take(npackets_len), "big", signed=True)
-            fec = FecInfo(npackets, tuple(reader.octets() for _ in range(reader.length())))
-        else:
-            raise UdptlParseError(f"bad error-recovery choice octet {choice:#04x}")
-        if reader.remaining:
-            raise UdptlParseError(f"{reader.remaining} junk bytes after the UDPTL packet")
-        return cls(int.from_bytes(sequence, "big"), primary, secondary, fec)
+        fast = _parse_short(data)
+        return fast if fast is not None else _parse_general(data)
 
     def __bytes__(self) -> bytes:
         if not 0 <= self.sequence <= 0xFFFF:
@@ -90,6 +69,62 @@ class UdptlPacket:
             for chunk in self.fec.data:
                 out += _octets(chunk)
         return bytes(out)
+
+
+def _parse_general(data: bytes) -> UdptlPacket:
+    """Any UDPTL datagram (FEC, two-octet lengths), or :class:`UdptlParseError`."""
+    reader = _Reader(data)
+    sequence = reader.take(2)
+    primary = reader.octets()
+    if not primary:
+        raise UdptlParseError("empty primary IFP")
+    choice = reader.take(1)[0]
+    if choice == 0x00:
+        secondary = [reader.octets() for _ in range(reader.length())]
+        if any(not ifp for ifp in secondary):
+            raise UdptlParseError("empty secondary IFP")
+        fec = None
+    elif choice == 0x80:
+        secondary = []
+        npackets_len = reader.length()
+        if not 1 <= npackets_len <= 4:
+            raise UdptlParseError(f"bad fec-npackets length {npackets_len}")
+        npackets = int.from_bytes(reader.take(npackets_len), "big", signed=True)
+        fec = FecInfo(npackets, tuple(reader.octets() for _ in range(reader.length())))
+    else:
+        raise UdptlParseError(f"bad error-recovery choice octet {choice:#04x}")
+    if reader.remaining:
+        raise UdptlParseError(f"{reader.remaining} junk bytes after the UDPTL packet")
+    return UdptlPacket(int.from_bytes(sequence, "big"), primary, secondary, fec)
+
+
+def _parse_short(data: bytes) -> UdptlPacket | None:
+    """The usual datagram (redundancy, every length below 128 octets) parsed without a
+    reader, or None for any other form (the general parser then decides, errors included).
+    """
+    end = len(data)
+    if end < 5:
+        return None
+    size = data[2]
+    pos = 3 + size
+    if not 0 < size < 0x80 or pos + 2 > end or data[pos] != 0x00:
+        return None
+    count = data[pos + 1]
+    if count >= 0x80:
+        return None
+    pos += 2
+    secondary = []
+    for _ in range(count):
+        if pos >= end:
+            return None
+        size = data[pos]
+        if not 0 < size < 0x80 or pos + 1 + size > end:
+            return None
+        secondary.append(data[pos + 1 : pos + 1 + size])
+        pos += 1 + size
+    if pos != end:
+        return None
+    return UdptlPacket(data[0] << 8 | data[1], data[3 : 3 + data[2]], secondary)
 
 
 def _length(value: int) -> bytes:
@@ -153,20 +188,25 @@ class UdptlSender:
         self.redundancy = redundancy
         self.max_datagram = max_datagram
         self._sequence = sequence & 0xFFFF
-        self._history: deque[bytes] = deque(maxlen=redundancy or None)
+        self._framed: deque[bytes] = deque(maxlen=redundancy or None)
+        """The last IFPs sent, each with its PER length in front, oldest first."""
 
     def send(self, ifp: bytes) -> bytes:
         """Return the datagram carrying ``ifp`` (and the redundant copies)."""
         if not ifp:
             raise ValueError("an IFP packet is at least one octet")
-        secondary = list(reversed(self._history)) if self.redundancy else []
-        packet = UdptlPacket(self._sequence, ifp, secondary)
-        data = bytes(packet)
-        while self.max_datagram is not None and len(data) > self.max_datagram and secondary:
-            secondary.pop()
-            data = bytes(packet)
+        # The bytes of UdptlPacket(sequence, ifp, history newest first), joined from the
+        # IFPs' framed forms (each IFP is framed once, not once per datagram carrying it).
+        framed = _octets(ifp)
+        history = self._framed
+        count = len(history)
+        head = self._sequence.to_bytes(2, "big") + framed + b"\x00"
+        data = head + _length(count) + b"".join(reversed(history))
+        while self.max_datagram is not None and len(data) > self.max_datagram and count:
+            count -= 1  # too big for the peer: leave the oldest copy out
+            data = head + _length(count) + b"".join([history[-1 - i] for i in range(count)])
         if self.redundancy:
-            self._history.append(ifp)
+            history.append(framed)
         self._sequence = (self._sequence + 1) & 0xFFFF
         return data
 

@@ -1,15 +1,28 @@
-"""Engine creation and migrations (applied at start, on every backend)."""
+"""Engine creation and migrations (applied at start, on every backend).
+
+Several processes may start at once on one database (`faxline serve` and workers): the
+schema's revision is checked first, which costs one query, and only a process that finds
+it behind migrates, on PostgreSQL under an advisory lock, checking again once it holds the
+lock (whoever held it before may have done the work). SQLite serialises the migration's
+writes by its own database lock.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from faxline.clock import utc_now
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -76,13 +89,67 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision."""
+log = logging.getLogger("faxline.store")
+
+MIGRATION_LOCK = 0x6661786C696E65  # "faxline": the advisory lock's key on PostgreSQL
+
+
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(resources.files("faxline.store") / "migrations"))
+    return config
+
+
+def _current(connection: Connection, heads: set[str]) -> bool:
+    return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
+def migrate(engine: Engine, documents_dir: Path | None = None) -> bool:
+    """Bring the schema to the newest revision; True if this call migrated it.
+
+    `documents_dir` is the data directory's `faxes/` folder: a migration that moves its
+    files into the database (0008_blobs, on PostgreSQL) reads it, and the files it moved
+    are removed here once its transaction has committed.
+    """
+    config = _config()
+    if documents_dir is not None:
+        config.attributes["documents_dir"] = documents_dir
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    with engine.connect() as connection:
+        if _current(connection, heads):
+            return False
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends; PostgreSQL's DDL is part of it.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            if _current(connection, heads):
+                return False
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    log.info("database schema migrated to %s", ", ".join(sorted(heads)))
+    _remove_moved(config.attributes.get("moved_files", []))
+    return True
+
+
+def import_documents(engine: Engine, documents_dir: Path) -> int:
+    """Move the files of `documents_dir` that faxes name into the database (PostgreSQL's
+    blob store), for a node whose files the migration did not see; how many. Files already
+    there are skipped, so running it twice does no harm."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    from faxline.store.blobrows import import_files  # only PostgreSQL needs it
+
+    with engine.begin() as connection:
+        moved = import_files(connection, documents_dir, utc_now())
+    _remove_moved(moved)
+    return len(moved)
+
+
+def _remove_moved(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+    if paths:
+        log.info("moved %d documents from %s into the database", len(paths), paths[0].parent)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,68 +1,120 @@
-"""Fax documents on disk: written to a temporary name first, renamed once the row commits."""
+"""Blobs as files in the data directory's `faxes/` folder (the store SQLite uses).
+
+A blob is written under a temporary name (fsynced), renamed to its final name before the
+transaction commits and removed again if the commit fails; a crash in between leaves at
+most a file no row names. Deletions wait for the commit. The layout is the one faxline
+always had: ``faxes/<uid>.tif``.
+"""
 
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from faxline.store.blobs import BlobMissing, BlobReader, BlobStore, BlobWrites, check_name
 
-class FileStore:
-    """The data directory's `faxes/` folder."""
+
+class FileReader(BlobReader):
+    """An open file: a removed blob stays readable to the end through it."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        try:
+            self._fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise BlobMissing(f"no document {name!r}") from None
+        super().__init__(name, os.fstat(self._fd).st_size)
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self._fd, size, offset)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class _FileWrites(BlobWrites):
+    def __init__(self, store: FileStore) -> None:
+        self.store = store
+        self.published: list[Path] = []
+        self.moved: list[Path] = []
+        self.deleted: list[Path] = []
+
+    def write(self, name: str, chunks: Iterable[bytes]) -> int:
+        final = self.store.path(name)
+        staged = self.store.spool_path()
+        size = 0
+        try:
+            with staged.open("wb") as f:
+                for piece in chunks:
+                    f.write(piece)
+                    size += len(piece)
+                f.flush()
+                os.fsync(f.fileno())
+            self._publish(staged, final)
+        finally:
+            staged.unlink(missing_ok=True)
+        return size
+
+    def move_in(self, name: str, path: Path) -> int:
+        final = self.store.path(name)
+        self.moved.append(path)
+        if path.parent.resolve() == self.store.root.resolve():
+            size = path.stat().st_size
+            self._publish(path, final)  # a file of the spool: a rename, no copy
+            return size
+        with path.open("rb") as f:
+            return self.write(name, iter(lambda: f.read(256 * 1024), b""))
+
+    def _publish(self, staged: Path, final: Path) -> None:
+        if final.exists():
+            raise FileExistsError(f"document {final.name!r} exists already")
+        os.replace(staged, final)
+        self.published.append(final)
+
+    def delete(self, name: str) -> None:
+        self.deleted.append(self.store.path(name))
+
+    def _committed(self) -> None:
+        for path in self.deleted + self.moved:
+            path.unlink(missing_ok=True)
+
+    def _rolled_back(self) -> None:
+        for path in self.published + self.moved:
+            path.unlink(missing_ok=True)
+
+
+class FileStore(BlobStore):
+    """The data directory's `faxes/` folder; it is its own spool (renames stay in it)."""
 
     def __init__(self, root: Path) -> None:
+        super().__init__(root)
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, name: str) -> Path:
-        if "/" in name or name.startswith("."):
-            raise ValueError(f"bad document name {name!r}")
-        return self.root / name
+        return self.root / check_name(name)
 
-    def stage(self, data: bytes) -> Path:
-        """Write `data` under a temporary name (fsynced); `publish` or `discard` it next."""
-        tmp = self.staging_path()
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return tmp
+    def open(self, name: str) -> FileReader:
+        return FileReader(name, self.path(name))
 
-    def staging_path(self) -> Path:
-        """A fresh temporary name in this folder (for a file someone else writes)."""
-        return self.root / f".tmp-{secrets.token_hex(8)}"
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
 
-    def publish(self, staged: Path, name: str) -> Path:
-        final = self.path(name)
-        os.replace(staged, final)
-        return final
+    def file_path(self, name: str) -> Path | None:
+        return self.path(name)
 
-    def discard(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
+    def local_copy(self, name: str) -> Path:
+        # The blob is a local file already: no copy (release_copy leaves it alone).
+        path = self.path(name)
+        if not path.exists():
+            raise BlobMissing(f"no document {name!r}")
+        return path
 
-    @contextmanager
-    def committing(self, session: Session, *paths: Path) -> Iterator[list[Path]]:
-        """Commit `session` at the end of the block; if anything fails, roll back and remove
-        `paths` and every file the block adds to the yielded list, so that rows and files
-        are kept together or not at all."""
-        written = list(paths)
-        try:
-            yield written
-            session.commit()
-        except BaseException:
-            session.rollback()
-            for path in written:
-                self.discard(path)
-            raise
-
-    def sweep_staged(self) -> int:
-        """Remove temporaries left by a crash between stage and publish."""
-        count = 0
-        for p in self.root.glob(".tmp-*"):
-            p.unlink(missing_ok=True)
-            count += 1
-        return count
+    def _writes(self, session: Session) -> _FileWrites:
+        return _FileWrites(self)

@@ -151,7 +151,7 @@ class AudioStream(_Stream):
             self._ready.clear()
             block = _SILENCE
         self.stats.sent += 1
-        return [bytes(self._sender.packet(encode(block, self._tx_codec)))]
+        return [self._sender.datagram(encode(block, self._tx_codec))]
 
     def _deliver(self, session: AudioFaxSession, now: float) -> None:
         ready = self._ready

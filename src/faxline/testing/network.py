@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -154,3 +155,16 @@ class ScriptedPeer:
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
         out, self._outgoing = self._outgoing, []
         return out
+
+
+def outside_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback: connecting from it to a
+    server of this machine makes a peer that is not loopback, without leaving the machine
+    (a UDP connect sends nothing). None when the machine has no such address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            ip = str(s.getsockname()[0])
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip

@@ -1,0 +1,1 @@
+"""The web fax center: server-rendered pages for people, on the API's port."""
