@@ -22,8 +22,10 @@ from faxline.sip.message import SipRequest, make_response, parse_message
 from faxline.store.db import make_engine, migrate, session_factory
 from faxline.testing.live import free_port
 from faxline.testing.waiting import eventually
+from tests.conftest import PG_URL, reset_postgres
 
-pytestmark = pytest.mark.slow
+# On SQLite there is one node, which always keeps the registration: PostgreSQL only.
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 LEASE_S = 3.0
 
 
@@ -61,9 +63,11 @@ class Registrar:
         return {port for _, port in self.seen}
 
 
-def test_one_node_registers_and_another_takes_over(database_url: str, tmp_path: Path) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("on SQLite there is one node, which always keeps the registration")
+def test_one_node_registers_and_another_takes_over(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("PostgreSQL not configured: set FAXLINE_TEST_DATABASE_URL to run this on it")
+    reset_postgres(PG_URL)
+    database_url = PG_URL
     registrar = Registrar()
     engine = make_engine(database_url)
     migrate(engine)
