@@ -37,7 +37,7 @@ from faxline.fax.job import fax_text
 from faxline.metrics import context, registry
 from faxline.store import faxes as fax_store
 from faxline.store.blobs import BlobStore
-from faxline.store.models import Fax
+from faxline.store.models import Delivery, Fax
 from faxline.store.status import DeliveryStatus
 
 FINAL = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
@@ -438,10 +438,12 @@ class Dispatcher:
         counted = False
         received = Path(outcome.received) if outcome.received else None
         with self.sessions() as s:
+            delivery = s.get(Delivery, claim.delivery_id)
+            assert delivery is not None
             decision = decide(
                 outcome.cause,
                 attempts=claim.attempts + 1,
-                cancel_requested=queue.cancel_requested(s, claim.delivery_id),
+                cancel_requested=delivery.cancel_requested,
                 policy=self.policy,
                 now=now,
             )

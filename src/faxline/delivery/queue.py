@@ -229,20 +229,6 @@ def release(
     return ours  # type: ignore[no-any-return]
 
 
-def cancel_requested(session: Session, delivery_id: int) -> bool:
-    """Whether a cancel was asked for this delivery, read with its row held until the
-    session commits (a row lock on PostgreSQL, the write lock on SQLite), so that a cancel
-    comes wholly before the result that follows or wholly after it: never lost between
-    this read and the result's write. Does not commit."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .values(cancel_requested=Delivery.cancel_requested)
-    )
-    asked = session.scalar(select(Delivery.cancel_requested).where(Delivery.id == delivery_id))
-    return bool(asked)
-
-
 def finish(
     session: Session,
     claim: Claim,

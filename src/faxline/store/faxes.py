@@ -372,32 +372,26 @@ def get_for_extension(session: Session, extension_id: int, fax_id: int) -> Fax |
 
 
 def cancel(session: Session, fax: Fax, now: dt.datetime) -> None:
-    """Cancel what has not finished; a call in progress is asked to stop. Commits.
-
-    Calls in progress first, then what waits: a call that ends (sending, then retrying)
-    while this runs is caught by the second statement, and one that ends after it finds
-    the request (`queue.cancel_requested`). The ids come from the UPDATE itself, so an
-    event is written for exactly the deliveries that were cancelled.
-    """
+    """Cancel what has not finished; a call in progress is asked to stop. Commits."""
+    waiting = [DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value]
+    cancelled = session.scalars(
+        select(Delivery.id).where(Delivery.fax_id == fax.id, Delivery.status.in_(waiting))
+    ).all()
+    session.execute(
+        update(Delivery)
+        .where(Delivery.fax_id == fax.id, Delivery.status.in_(waiting))
+        .values(
+            status=DeliveryStatus.CANCELLED.value,
+            failure_reason="cancelled",
+            next_attempt_at=None,
+            updated_at=now,
+            completed_at=now,
+        )
+    )
     session.execute(
         update(Delivery)
         .where(Delivery.fax_id == fax.id, Delivery.status == DeliveryStatus.SENDING.value)
         .values(cancel_requested=True, updated_at=now)
-    )
-    waiting = [DeliveryStatus.QUEUED.value, DeliveryStatus.RETRYING.value]
-    cancelled = list(
-        session.scalars(
-            update(Delivery)
-            .where(Delivery.fax_id == fax.id, Delivery.status.in_(waiting))
-            .values(
-                status=DeliveryStatus.CANCELLED.value,
-                failure_reason="cancelled",
-                next_attempt_at=None,
-                updated_at=now,
-                completed_at=now,
-            )
-            .returning(Delivery.id)
-        )
     )
     outbox.delivery_changed(session, fax.id, cancelled, now, finished=True)
     session.commit()
